@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test of poold: installs what is missing, builds a normal and an
+# ASan+UBSan build, runs the C unit tests (ctest), the Busted specs, the rule
+# check, the end-to-end test against a real server, a demo smoke test, and
+# the fuzz targets for a bounded time. Prints a summary; exits non-zero if
+# anything failed.
+#   FUZZ_SECONDS   seconds per fuzz target (default 20; 0 skips fuzzing)
+#   SKIP_ASAN=1    skip the sanitizer build (quick local runs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/install-deps.sh || exit 2
+
+jobs=2
+passed=0
+failed=0
+failures=()
+step() { # name, command...
+    local name=$1; shift
+    echo "=== $name"
+    local t0=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1)); echo "--- ok: $name ($((SECONDS - t0)) s)"
+    else
+        failed=$((failed + 1)); failures+=("$name"); echo "--- FAILED: $name ($((SECONDS - t0)) s)"
+    fi
+}
+
+build() { # dir, extra cmake args...
+    local dir=$1; shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null && make -C "$dir" -j"$jobs" --no-print-directory
+}
+
+step "build" build build
+step "unit tests" ctest --test-dir build --output-on-failure
+step "busted specs" luajit /usr/bin/busted tests/lua
+step "poold check rules" build/poold check rules
+step "end-to-end" python3 tests/e2e/e2e_test.py build/poold
+step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
+    step "asan build" build build-asan -DPOOLD_SANITIZE=ON
+    step "asan unit tests" ctest --test-dir build-asan --output-on-failure
+    step "asan end-to-end" python3 tests/e2e/e2e_test.py build-asan/poold
+fi
+
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+    step "fuzz (${FUZZ_SECONDS:-20} s per target)" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi
+
+echo
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
