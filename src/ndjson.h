@@ -18,7 +18,12 @@
 #include "event.h"
 
 /* Returns 0 and fills *ev, or -1 and fills *err. A blank line (only
- * whitespace) returns 1: skip it, it is neither accepted nor rejected. */
+ * whitespace) returns 1: skip it, it is neither accepted nor rejected.
+ * err may be NULL; after -1, *ev is unspecified. Fields an op does not use
+ * (e.g. "qty" on a price op) are ignored and left unflagged and zero.
+ * Decoded tag lists (event_tags_t) hold their n names back to back, each
+ * NUL-terminated, followed by one extra NUL; event_tag_next stops at that
+ * empty name, so code that builds an event_tags_t by hand must add it too. */
 int ndjson_parse_event(char *line, size_t len, int64_t now_ms, event_t *ev, event_error_t *err);
 
 /* Splits buf into lines: returns the length of the next line starting at

@@ -73,7 +73,8 @@ int windows_add_behaviour(windows_t *w, uint32_t *win_index, uint32_t sku, win_m
 
 /* Moves the clock to `now` (no-op unless newer), expires what fell out of
  * each window and calls on_change (may be NULL) as described above. Costs
- * O(log n) per SKU whose sums change, nothing per idle SKU. */
+ * O(log n) plus a re-sum of the changed windows' slots per SKU whose sums
+ * change; nothing for SKUs with nothing due. */
 void windows_advance(windows_t *w, int64_t now, windows_change_fn on_change, void *arg);
 
 /* SKU deleted: frees its entry (if any) and sets *win_index to 0. No
