@@ -1,3 +1,441 @@
-/* main.c - command line: serve, check, load, demo. (being written) */
+/* main.c - the poold command line: serve, check, load, demo, gen.
+ *
+ * Exit codes (SPEC): 0 success, 1 user error (one line naming the file,
+ * line or flag), 2 internal error. Every command answers --help. The main
+ * thread parses flags, starts the engine and the HTTP server, runs bulk
+ * loads, and waits for SIGINT/SIGTERM to shut down in order: stop accepting
+ * requests, apply what is queued, free. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("poold"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "api.h"
+#include "embedded.h"
+#include "engine.h"
+#include "gen.h"
+#include "http.h"
+#include "load_client.h"
+#include "loader.h"
+#include "rules_check.h"
+#include "util.h"
+
+#define POOLD_VERSION "0.1.0"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) {
+    fprintf(stderr, "poold %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see poold %s --help)\n", cmd);
+    return 1;
+}
+
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port) {
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return -1;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= hostlen) return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+/* -- serve ----------------------------------------------------------------- */
+
+typedef struct serve_opts {
+    const char *rules, *data, *listen, *web;
+    const char **loads;
+    size_t nloads;
+    bool clock_event;
+    unsigned threads, max_connections;
+    size_t max_body;
+} serve_opts_t;
+
+static const char serve_help[] =
+    "usage: poold serve --rules DIR --listen HOST:PORT --data DIR [--load FILE.ndjson ...]\n"
+    "                   [--clock wall|event] [--web DIR] [--threads N] [--max-connections N]\n"
+    "\n"
+    "Runs the engine: loads the rules of DIR (one pool per NAME.lua), bulk-loads the\n"
+    "given NDJSON files, then serves the HTTP API and the console.\n"
+    "\n"
+    "  --rules DIR          rule directory (default: rules)\n"
+    "  --listen HOST:PORT   address to serve on (default: 127.0.0.1:8080; port 0 = any free port)\n"
+    "  --data DIR           data directory: dead letters (default: data)\n"
+    "  --load FILE          NDJSON file to load at start (repeatable; progress is logged)\n"
+    "  --clock wall|event   wall: windows follow the real time (default);\n"
+    "                       event: the clock is the largest event ts seen (replays, tests)\n"
+    "  --web DIR            serve the console from DIR instead of the embedded copy\n"
+    "  --threads N          HTTP worker threads hint (default 4)\n"
+    "  --max-connections N  concurrent HTTP connections (default 256)\n"
+    "  --max-body BYTES     request body limit for other than /api/events (default 1 MiB)\n"
+    "\n"
+    "Not in this version yet: --kafka/--topics/--group (streams), --token-file (access),\n"
+    "--config. They are refused with exit code 1.\n";
+
+typedef struct running {
+    engine_t *engine;
+    api_t api;
+    http_server_t *http;
+} running_t;
+
+static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t errlen) {
+    engine_config_t ec = {0};
+    ec.rules_dir = o->rules;
+    ec.data_dir = o->data;
+    ec.clock_event = o->clock_event;
+    r->engine = engine_new(&ec, err, errlen);
+    if (!r->engine) return 1;
+    if (o->nloads) engine_begin_bulk(r->engine);
+    if (engine_start(r->engine, err, errlen) != 0) return 1;
+    char host[256];
+    int port;
+    if (parse_listen(o->listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "--listen wants HOST:PORT, got \"%s\"", o->listen);
+        return 1;
+    }
+    memset(&r->api, 0, sizeof r->api);
+    r->api.engine = r->engine;
+    r->api.cfg.max_body = o->max_body;
+    r->api.cfg.submit_timeout_ms = 5000;
+    r->api.cfg.web_dir = o->web;
+    r->api.started_ms = wall_ms();
+    http_config_t hc = {0};
+    hc.host = host;
+    hc.port = port;
+    hc.max_body = o->max_body;
+    hc.max_connections = o->max_connections;
+    hc.connection_timeout_s = 30;
+    hc.threads = o->threads;
+    size_t nroutes;
+    const http_route_t *routes = api_routes(&nroutes);
+    r->http = http_server_start(&hc, routes, nroutes, &r->api, err, errlen);
+    if (!r->http) return 1;
+    r->api.server = r->http;
+    return 0;
+}
+
+static void stop_running(running_t *r) {
+    if (r->http) http_server_stop(r->http);
+    r->http = NULL;
+    if (r->engine) {
+        engine_stop(r->engine);
+        engine_free(r->engine);
+    }
+    r->engine = NULL;
+}
+
+static void print_urls(const char *host, int port) {
+    const char *h = strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host;
+    printf("poold is serving on http://%s:%d/\n", h, port);
+    printf("  pools:        curl -s http://%s:%d/api/pools\n", h, port);
+    printf("  members:      curl -s 'http://%s:%d/api/pools/NAME/members?limit=10'\n", h, port);
+    printf("  one SKU:      curl -s http://%s:%d/api/skus/SG-0000001\n", h, port);
+    printf("  ad-hoc query: curl -s -d '{\"where\":\"market:SG & lazmall & !blocked\"}' http://%s:%d/api/query\n", h,
+           port);
+    printf("  post events:  curl -s --data-binary @events.ndjson 'http://%s:%d/api/events?wait=applied'\n", h, port);
+    printf("  metrics:      curl -s http://%s:%d/metrics\n", h, port);
+    fflush(stdout);
+}
+
+static int cmd_serve(int argc, char **argv) {
+    serve_opts_t o = {"rules", "data", "127.0.0.1:8080", NULL, NULL, 0, false, 4, 256, 1u << 20};
+    o.loads = xcalloc((size_t)argc + 1, sizeof *o.loads);
+    static const struct option opts[] = {
+        {"rules", required_argument, 0, 'r'},   {"listen", required_argument, 0, 'l'},
+        {"data", required_argument, 0, 'd'},    {"load", required_argument, 0, 'L'},
+        {"clock", required_argument, 0, 'c'},   {"web", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'}, {"max-connections", required_argument, 0, 'm'},
+        {"max-body", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'},
+        {"kafka", required_argument, 0, 'K'},   {"topics", required_argument, 0, 'K'},
+        {"group", required_argument, 0, 'K'},   {"token-file", required_argument, 0, 'T'},
+        {"config", required_argument, 0, 'C'},  {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': o.rules = optarg; break;
+        case 'l': o.listen = optarg; break;
+        case 'd': o.data = optarg; break;
+        case 'L': o.loads[o.nloads++] = optarg; break;
+        case 'c':
+            if (strcmp(optarg, "event") == 0) o.clock_event = true;
+            else if (strcmp(optarg, "wall") == 0) o.clock_event = false;
+            else return usage_error("serve", "--clock must be wall or event, got \"%s\"", optarg);
+            break;
+        case 'w': o.web = optarg; break;
+        case 't': o.threads = (unsigned)atoi(optarg); break;
+        case 'm': o.max_connections = (unsigned)atoi(optarg); break;
+        case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
+        case 'h': fputs(serve_help, stdout); free(o.loads); return 0;
+        case 'K': free(o.loads); return usage_error("serve", "%s: Kafka input is not in this version yet", "--kafka");
+        case 'T': free(o.loads); return usage_error("serve", "%s: access tokens are not in this version yet", "--token-file");
+        case 'C': free(o.loads); return usage_error("serve", "%s: config files are not in this version yet", "--config");
+        default: free(o.loads); return usage_error("serve", "%s", "unknown option");
+        }
+    }
+    if (optind < argc) {
+        free(o.loads);
+        return usage_error("serve", "unexpected argument \"%s\"", argv[optind]);
+    }
+    for (size_t i = 0; i < o.nloads; i++) {
+        if (access(o.loads[i], R_OK) != 0) {
+            fprintf(stderr, "poold serve: cannot read --load file %s: %s\n", o.loads[i], strerror(errno));
+            free(o.loads);
+            return 1;
+        }
+    }
+    install_signals();
+    running_t r = {0};
+    char err[1024] = "";
+    if (start_running(&r, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "poold serve: %s\n", err);
+        stop_running(&r);
+        free(o.loads);
+        return 1;
+    }
+    char host[256];
+    int port;
+    parse_listen(o.listen, host, sizeof host, &port);
+    print_urls(host, http_server_port(r.http));
+    int rc = 0;
+    if (o.nloads) {
+        load_totals_t tot;
+        if (loader_load_files(r.engine, o.loads, o.nloads, &tot, err, sizeof err) != 0) {
+            fprintf(stderr, "poold serve: %s\n", err);
+            rc = 1;
+        } else {
+            log_info("loaded %llu lines (%llu rejected) in %.2f s", (unsigned long long)tot.lines,
+                     (unsigned long long)tot.rejected, tot.seconds);
+        }
+    }
+    while (!stop_requested && rc == 0) usleep(100000);
+    log_info("shutting down");
+    stop_running(&r);
+    free(o.loads);
+    return rc;
+}
+
+/* -- check ------------------------------------------------------------------- */
+
+static int cmd_check(int argc, char **argv) {
+    if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs("usage: poold check DIR|FILE\n\n"
+              "Compiles every rule (DIR/*.lua, or the one FILE) in the sandbox, checks its\n"
+              "`where` expression and runs its `examples`. Prints one line per rule; errors as\n"
+              "file:line: message. Exit 0 if all rules are fine, 1 if any is not.\n",
+              argc == 2 ? stdout : stderr);
+        return argc == 2 ? 0 : 1;
+    }
+    return rules_check_path(argv[1], stdout);
+}
+
+/* -- demo --------------------------------------------------------------------- */
+
+static const char demo_help[] =
+    "usage: poold demo [--listen HOST:PORT] [--skus N] [--rate EVENTS_PER_S] [--rules DIR]\n"
+    "                  [--data DIR] [--duration S]\n"
+    "\n"
+    "The whole thing on an embedded default: generates a catalog (default 100000 SKUs over\n"
+    "SG MY TH VN PH ID), loads it, loads the example rules (embedded copy unless --rules),\n"
+    "feeds a live stream of price/stock/order/tag events (default 2000/s), serves the API\n"
+    "and the console, and prints a live status line. Ctrl-C stops it.\n";
+
+static int write_embedded_rules(const char *dir) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -1;
+    int n = 0;
+    for (const embedded_file_t *f = embedded_files; f->path; f++) {
+        if (strncmp(f->path, "rules/", 6) != 0) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, f->path + 6);
+        FILE *out = fopen(path, "wb");
+        if (!out) return -1;
+        fwrite(f->data, 1, f->size, out);
+        fclose(out);
+        n++;
+    }
+    return n;
+}
+
+static void demo_status(engine_t *e, uint64_t applied_before, double secs) {
+    view_t *v = engine_acquire(e);
+    char line[2048];
+    size_t n = (size_t)snprintf(line, sizeof line, "\r%u SKUs, %.0f events/s |", v->skus,
+                                (double)(v->applied_seq - applied_before) / secs);
+    for (size_t i = 0; i < v->npools && n < sizeof line - 64; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, " %s=%llu", v->pools[i]->name,
+                              (unsigned long long)v->pools[i]->size);
+    engine_release(v);
+    fprintf(stdout, "%s   ", line);
+    fflush(stdout);
+}
+
+static int cmd_demo(int argc, char **argv) {
+    const char *listen = "127.0.0.1:8080", *rules = NULL, *data = NULL;
+    long skus = 100000, rate = 2000, duration = 0;
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'}, {"skus", required_argument, 0, 's'},
+        {"rate", required_argument, 0, 'R'},   {"rules", required_argument, 0, 'r'},
+        {"data", required_argument, 0, 'd'},   {"duration", required_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 's': skus = atol(optarg); break;
+        case 'R': rate = atol(optarg); break;
+        case 'r': rules = optarg; break;
+        case 'd': data = optarg; break;
+        case 'D': duration = atol(optarg); break;
+        case 'h': fputs(demo_help, stdout); return 0;
+        default: return usage_error("demo", "%s", "unknown option");
+        }
+    }
+    if (skus < 1 || skus > 50000000) return usage_error("demo", "--skus must be 1..50000000, got %s", "?");
+    if (rate < 0 || rate > 10000000) return usage_error("demo", "--rate must be 0..10000000, got %s", "?");
+    char tmpl[] = "/tmp/poold-demo-XXXXXX";
+    char rules_dir[4096];
+    if (!data) {
+        data = mkdtemp(tmpl);
+        if (!data) {
+            perror("poold demo: mkdtemp");
+            return 2;
+        }
+    }
+    if (!rules) {
+        snprintf(rules_dir, sizeof rules_dir, "%s/rules", data);
+        if (write_embedded_rules(rules_dir) < 0) {
+            fprintf(stderr, "poold demo: cannot write the example rules to %s\n", rules_dir);
+            return 2;
+        }
+        rules = rules_dir;
+    }
+    printf("poold demo: data in %s, rules in %s\n", data, rules);
+    install_signals();
+    serve_opts_t o = {rules, data, listen, NULL, NULL, 0, false, 4, 256, 1u << 20};
+    running_t r = {0};
+    char err[1024] = "";
+    if (start_running(&r, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "poold demo: %s\n", err);
+        stop_running(&r);
+        return 1;
+    }
+    char host[256];
+    int port;
+    parse_listen(listen, host, sizeof host, &port);
+    print_urls(host, http_server_port(r.http));
+
+    /* Catalog: generated in memory, loaded in bulk. */
+    uint64_t seed = 42;
+    int64_t now = wall_ms();
+    uint64_t t0 = mono_ns();
+    engine_begin_bulk(r.engine);
+    size_t cap = 4u << 20, len = 0;
+    char *buf = xmalloc(cap);
+    for (long i = 0; i < skus && !stop_requested; i++) {
+        if (cap - len < 4096) {
+            ingest_report_t rep = {0};
+            engine_submit(r.engine, buf, len, "demo", 0, ENGINE_DEFER_EVAL, -1, &rep);
+            ingest_report_free(&rep);
+            buf = xmalloc(cap);
+            len = 0;
+        }
+        len += gen_catalog_line((uint32_t)skus, seed, (uint32_t)i, now, buf + len, cap - len - 1);
+        buf[len++] = '\n';
+    }
+    ingest_report_t rep = {0};
+    engine_submit(r.engine, buf, len, "demo", 0, ENGINE_DEFER_EVAL | ENGINE_END_BULK, -1, &rep);
+    ingest_report_free(&rep);
+    while (engine_loading(r.engine) && !stop_requested) usleep(20000);
+    printf("catalog: %ld SKUs generated and loaded in %.2f s; live stream at %ld events/s (Ctrl-C stops)\n", skus,
+           (double)(mono_ns() - t0) / 1e9, rate);
+
+    gen_stream_t *g = gen_stream_new((uint32_t)skus, seed + 1);
+    uint64_t start = mono_ns(), last_status = start, tick = 0;
+    uint64_t applied_at_status = engine_applied_seq(r.engine);
+    while (!stop_requested) {
+        tick++;
+        uint64_t due = (uint64_t)rate * tick / 10; /* events due after `tick` ticks of 100 ms */
+        uint64_t have = (uint64_t)rate * (tick - 1) / 10;
+        size_t n = (size_t)(due - have);
+        char *b = xmalloc(n * 512 + 1);
+        size_t bl = 0;
+        for (size_t i = 0; i < n; i++) {
+            bl += gen_stream_next(g, wall_ms(), b + bl, 511);
+            b[bl++] = '\n';
+        }
+        ingest_report_t rp = {0};
+        if (n) engine_submit(r.engine, b, bl, "demo-stream", 0, 0, 1000, &rp);
+        else free(b);
+        ingest_report_free(&rp);
+        uint64_t next = start + tick * 100000000ull, nowns = mono_ns();
+        if (next > nowns) usleep((useconds_t)((next - nowns) / 1000));
+        if (mono_ns() - last_status >= 2000000000ull) {
+            double secs = (double)(mono_ns() - last_status) / 1e9;
+            demo_status(r.engine, applied_at_status, secs);
+            applied_at_status = engine_applied_seq(r.engine);
+            last_status = mono_ns();
+        }
+        if (duration && mono_ns() - start >= (uint64_t)duration * 1000000000ull) break;
+    }
+    printf("\npoold demo: stopping\n");
+    gen_stream_free(g);
+    stop_running(&r);
+    return 0;
+}
+
+/* -- main ----------------------------------------------------------------------- */
+
+static const char main_help[] =
+    "poold " POOLD_VERSION " - real-time product pools\n"
+    "\n"
+    "usage: poold COMMAND [options]   (poold COMMAND --help for each)\n"
+    "\n"
+    "  serve   run the engine and the HTTP API on a rules directory\n"
+    "  check   compile rules and run their examples (exit 1 on error)\n"
+    "  load    stream NDJSON files to a running server, with progress\n"
+    "  demo    the whole thing on a generated catalog with live events\n"
+    "  gen     generate a catalog or an event stream as NDJSON\n"
+    "  version print the version\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(main_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gen")) return gen_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "load")) return load_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        puts("poold " POOLD_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "poold: unknown command \"%s\" (see poold --help)\n", cmd);
+    return 1;
+}

@@ -1,0 +1,239 @@
+-- rulevm.lua - the Lua half of src/rulevm.c: compiles rule files into rule
+-- objects, runs their examples, evaluates match/rank over batches of SKUs,
+-- and turns errors into {file, line, msg}.
+--
+-- C calls (always under lua_pcall with on_error as the message handler):
+--   init(roots, view_cdef, ctl_cdef, ctl)   once per VM (lightuserdata)
+--   compile(file, name_hint|nil, src) -> rule object
+--   examples(rule)                          raises the first failure
+-- A rule object is a table: [1] match harness (or false), [2] rank harness
+-- (or false), [3] true when match/rank run JIT-compiled, and the pool's
+-- fields for C to copy (name, title, where, limit, active_from, ...).
+--
+-- A harness is a closure made per rule from HARNESS_* text (its own
+-- prototype, so each rule gets its own trace). It loops over ctl.ids from
+-- ctl.pos to ctl.n, storing its position in ctl.pos before each SKU and
+-- resetting ctl.ticks (the C count hook's budget) to ctl.budget; on an
+-- error C records it and re-enters at ctl.pos + 1. No per-SKU allocation
+-- on the JIT path.
+--
+-- Budget and JIT: every rule chunk is compiled with jit.off(chunk, true), so
+-- its top level and helpers run in the interpreter where the count hook
+-- bounds them. match/rank are switched back on only when
+-- sandbox.is_bounded proves they run a bounded number of bytecodes.
+local ffi = require("ffi")
+local sandbox = require("sandbox")
+local dsl = require("dsl")
+local view = require("view")
+sandbox.trust()
+
+local M = {}
+
+local HARNESS_CHUNK = "=lua/rulevm.lua"
+sandbox.trust(HARNESS_CHUNK)
+
+local HARNESS_MATCH = [[
+local ctl, roots, s, fn = ...
+return function()
+  local ids, out, n = ctl.ids, ctl.out8, ctl.n
+  for i = ctl.pos, n - 1 do
+    ctl.pos = i
+    ctl.ticks = ctl.budget
+    roots.cur = ids[i]
+    if fn(s) then out[i] = 1 else out[i] = 0 end
+  end
+  ctl.pos = n
+end]]
+
+local HARNESS_RANK = [[
+local ctl, roots, s, fn, bad = ...
+local ninf = -math.huge
+return function()
+  local ids, out, n = ctl.ids, ctl.outd, ctl.n
+  for i = ctl.pos, n - 1 do
+    ctl.pos = i
+    ctl.ticks = ctl.budget
+    roots.cur = ids[i]
+    local v = fn(s)
+    if type(v) ~= "number" then bad(v) end
+    if v ~= v then v = ninf end
+    out[i] = v
+  end
+  ctl.pos = n
+end]]
+
+local ctl, roots, s
+
+function M.init(roots_ud, view_cdef, ctl_cdef, ctl_ud)
+  sandbox.harden()
+  if not pcall(ffi.typeof, "view_roots_t") then ffi.cdef(view_cdef) end
+  if not pcall(ffi.typeof, "rulevm_ctl_t") then ffi.cdef(ctl_cdef) end
+  roots = ffi.cast("view_roots_t *", roots_ud)
+  ctl = ffi.cast("rulevm_ctl_t *", ctl_ud)
+  s = view.ffi_view(roots)
+end
+
+local function fn_line(fn)
+  local info = debug.getinfo(fn, "S")
+  return info.linedefined or 0
+end
+
+-- -- Errors -------------------------------------------------------------------
+
+local function split_position(msg)
+  local pfx, ln, rest = msg:match("^(.-):(%d+): (.*)$")
+  if pfx and not pfx:find("\n") then return pfx, tonumber(ln), rest end
+  return nil, nil, msg
+end
+
+-- Message handler: returns { file|false, line, msg }.
+function M.on_error(e)
+  if dsl.is_rule_error(e) then return { e.file, e.line, e.msg } end
+  local msg
+  if type(e) == "string" then
+    msg = e
+  elseif type(e) == "number" then
+    msg = tostring(e)
+  else
+    msg = "(error object is a " .. type(e) .. " value)"
+  end
+  local file, line
+  for level = 2, 200 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.what ~= "C" and not sandbox.trusted_sources[info.source]
+        and info.source:sub(1, 1) == "@" then
+      file, line = info.source:sub(2), info.currentline
+      break
+    end
+  end
+  local pfx, pline, rest = split_position(msg)
+  if pfx then
+    local tail = pfx:sub(1, 3) == "..." and pfx:sub(4) or pfx
+    if file and file:sub(-#tail) == tail then
+      line = pline                          -- error(msg, level) chose this line
+    elseif not file then
+      line = 0
+    end
+    msg = rest
+  end
+  return { file or false, line or 0, msg }
+end
+
+-- -- Compile ------------------------------------------------------------------
+
+local function base_name(file)
+  return (file:match("([^/]+)$") or file):gsub("%.lua$", "")
+end
+
+local function harness(text, ...)
+  return assert(load(text, HARNESS_CHUNK, "t"))(ctl, roots, s, ...)
+end
+
+function M.compile(file, name_hint, src)
+  local ctx = dsl.new_context(file, name_hint, src)
+  local env = dsl.install(sandbox.new_env(sandbox.seed_of(base_name(file))), ctx)
+  local chunk, err = sandbox.load(src, "@" .. file, env)
+  if not chunk then
+    local _, line, msg = split_position(err)
+    error(dsl.rule_error(file, line or 0, msg), 0)
+  end
+  jit.off(chunk, true)
+  ctl.ticks = ctl.budget_compile
+  local ret = chunk()
+  ctl.ticks = 0x7fffffff
+  local p = dsl.pool_of(ctx, ret)
+  if not p then
+    error(dsl.rule_error(file, dsl.line_count(ctx),
+      'a rule file must end with: return pool "' .. (name_hint or "name") .. '" { ... }'), 0)
+  end
+  local jit_on = true
+  for _, fn in ipairs({ p.match, p.rank }) do
+    if fn and not sandbox.is_bounded(fn) then jit_on = false end
+  end
+  if jit_on then
+    if p.match then jit.on(p.match) end
+    if p.rank then jit.on(p.rank) end
+  end
+  local rank_bad
+  if p.rank then
+    local line = fn_line(p.rank)
+    rank_bad = function(v)
+      error(dsl.rule_error(file, line, "rank must return a number, got " .. type(v)), 0)
+    end
+  end
+  return {
+    p.match and harness(HARNESS_MATCH, p.match) or false,
+    p.rank and harness(HARNESS_RANK, p.rank, rank_bad) or false,
+    jit_on and (p.match ~= nil or p.rank ~= nil),
+    pool = p,
+    name = p.name, title = p.title, where = p.where, limit = p.limit,
+    active_from = p.active_from, active_to = p.active_to,
+    pin = p.pin, exclude = p.exclude, nexamples = #p.examples,
+    has_match = p.match ~= nil, has_rank = p.rank ~= nil,
+  }
+end
+
+-- -- Examples -------------------------------------------------------------------
+
+-- A short, side-effect-free rendering (never calls a rule's __tostring).
+local function show(v)
+  local t = type(v)
+  if t == "string" then return string.format("%q", v) end
+  if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+  return "a " .. t
+end
+
+local function describe(ex)
+  local d = "example " .. ex.index
+  if ex.name then d = d .. " (" .. ex.name .. ")" end
+  return d
+end
+
+-- Runs every example; raises a rule error for the first that fails.
+function M.examples(rule)
+  local p = rule.pool
+  for _, ex in ipairs(p.examples) do
+    local v, tags = view.table_view(ex.sku)
+    local clauses, where_ok = dsl.where_explain(p.where_data, function(t) return tags[t] == true end)
+    local matched, match_res = true, nil
+    if where_ok and p.match then
+      ctl.ticks = ctl.budget
+      local ok, res = xpcall(p.match, M.on_error, v)
+      ctl.ticks = 0x7fffffff
+      if not ok then
+        local line, msg = ex.line, type(res) == "string" and res or show(res)
+        if type(res) == "table" then line, msg = res[2], res[3] end
+        error(dsl.rule_error(p.file, line, describe(ex) .. " (line " .. ex.line .. "): match failed: " .. msg), 0)
+      end
+      match_res = res
+      matched = res and true or false
+    end
+    local got = where_ok and matched
+    if got ~= ex.expect then
+      local why = {}
+      if p.where_data then
+        local parts = {}
+        for _, c in ipairs(clauses) do
+          if not where_ok or #clauses == 1 then parts[#parts + 1] = c.text .. " -> " .. tostring(c.value) end
+        end
+        why[#why + 1] = "where " .. tostring(where_ok) .. (#parts > 0 and " (" .. table.concat(parts, ", ") .. ")" or "")
+      end
+      if p.match then
+        if where_ok then
+          why[#why + 1] = "match returned " .. show(match_res)
+        else
+          why[#why + 1] = "match not run"
+        end
+      end
+      if #why == 0 then why[1] = "the pool has no where and no match, so every SKU is in" end
+      error(dsl.rule_error(p.file, ex.line, string.format("%s: expected %s, got %s: %s",
+        describe(ex), tostring(ex.expect), tostring(got), table.concat(why, "; "))), 0)
+    end
+  end
+end
+
+-- For tests and tooling: which functions of a rule run JIT-compiled.
+function M.is_jit(rule) return rule[3] end
+
+return M

@@ -1,0 +1,735 @@
+/* engine.c - the writer thread, its input queue, event application, pool
+ * re-evaluation and publishing; see engine.h for the model.
+ *
+ * Invariants:
+ *  - Only the writer thread (or a function it runs through engine_call)
+ *    touches store, tags, windows, pools and the rule VM.
+ *  - Input sequence numbers are assigned under the queue lock, so queue
+ *    order = sequence order = apply order.
+ *  - applied_seq is stored (and waiters woken) only after the view that
+ *    contains those events is published: a client told "applied" reads its
+ *    own writes.
+ *  - A SKU touched by a batch is re-evaluated for every pool before the
+ *    batch is published; a pool never shows a half-applied batch. */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "deadletter.h"
+#include "engine.h"
+#include "ndjson.h"
+#include "pools.h"
+#include "rulevm.h"
+#include "store.h"
+#include "tags.h"
+#include "util.h"
+#include "windows.h"
+
+const double engine_apply_bucket_le[APPLY_HIST_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,   0.05,   0.1,     0.25,   0.5,   1,     2.5,    10};
+
+#define WRITER_MAX_EVENTS_PER_CYCLE 65536
+#define TICK_MS 250
+
+typedef struct batch {
+    struct batch *next;
+    char *buf;
+    event_t *events;
+    uint32_t n;
+    int flags;
+    uint64_t first_seq;
+    size_t bytes;
+} batch_t;
+
+typedef struct call {
+    void (*fn)(engine_t *e, void *arg);
+    void *arg;
+    bool done;
+    struct call *next;
+} call_t;
+
+struct engine {
+    engine_config_t cfg;
+    char *rules_dir, *data_dir;
+
+    /* queue (lock) */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;     /* writer waits for work */
+    pthread_cond_t roomcond;  /* producers wait for room */
+    batch_t *qhead, *qtail;
+    size_t q_events, q_bytes;
+    uint64_t next_seq;        /* last assigned input seq */
+    call_t *calls;
+    pthread_cond_t callcond;
+    bool stopping;
+
+    /* applied (alock) */
+    pthread_mutex_t alock;
+    pthread_cond_t acond;
+    _Atomic uint64_t applied_seq;
+    _Atomic int64_t clock_ms;
+    _Atomic bool loading;
+
+    pthread_t writer;
+    bool writer_running;
+
+    /* writer-owned state */
+    tags_t *tags;
+    store_t *store;
+    windows_t *windows;
+    rulevm_t *vm;
+    view_roots_t roots;
+    pool_ctx_t pctx;
+    pool_t **pools;
+    size_t npools;
+    char **rule_failures;     /* NULL-terminated */
+    size_t nrule_failures;
+    roaring_bitmap_t *dirty;  /* SKUs touched since the last evaluation */
+    bool deferred;            /* a bulk load is deferring evaluation */
+    retire_list_t retired;    /* objects the next publish retires */
+    uint64_t publish_version;
+    uint32_t *dirty_ids;
+    size_t dirty_cap;
+
+    publisher_t pub;
+    deadletter_t *dl;
+    engine_stats_t stats;
+};
+
+/* -- roots callbacks for the Lua view (writer thread) ------------------ */
+
+static int roots_has_tag(void *ctx, uint32_t sku, const char *tag, size_t len) {
+    engine_t *e = ctx;
+    uint32_t id;
+    if (tags_find(e->tags, tag, len, &id) != 0) return 0;
+    return tags_has(e->tags, id, sku) ? 1 : 0;
+}
+
+static void roots_attr_get(void *ctx, uint32_t sku, const char *name, size_t len, attr_value_t *out) {
+    engine_t *e = ctx;
+    store_attr_get(e->store, sku, name, len, out);
+}
+
+static const char *roots_sku_name(void *ctx, uint32_t sku) {
+    engine_t *e = ctx;
+    const char *n = store_name(e->store, sku);
+    return n ? n : "";
+}
+
+static void refresh_roots(engine_t *e) {
+    e->roots.rows = store_rows(e->store);
+    e->roots.win = windows_sums(e->windows);
+    e->roots.dims = store_dims(e->store);
+    e->pctx.now = atomic_load(&e->clock_ms);
+}
+
+/* -- construction ---------------------------------------------------------- */
+
+static int mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
+    engine_t *e = xcalloc(1, sizeof *e);
+    e->cfg = *cfg;
+    if (!e->cfg.queue_max_events) e->cfg.queue_max_events = 1000000;
+    if (!e->cfg.queue_max_bytes) e->cfg.queue_max_bytes = 256u << 20;
+    if (!e->cfg.lua_mem_limit) e->cfg.lua_mem_limit = 512u << 20;
+    e->rules_dir = xstrdup(cfg->rules_dir ? cfg->rules_dir : "rules");
+    e->data_dir = xstrdup(cfg->data_dir ? cfg->data_dir : "data");
+    e->cfg.rules_dir = e->rules_dir;
+    e->cfg.data_dir = e->data_dir;
+    if (mkdir_p(e->data_dir) != 0) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", e->data_dir, strerror(errno));
+        free(e->rules_dir);
+        free(e->data_dir);
+        free(e);
+        return NULL;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/deadletter.ndjson", e->data_dir);
+    e->dl = deadletter_open(path, err, errlen);
+    if (!e->dl) {
+        free(e->rules_dir);
+        free(e->data_dir);
+        free(e);
+        return NULL;
+    }
+    pthread_mutex_init(&e->qlock, NULL);
+    pthread_cond_init(&e->qcond, NULL);
+    pthread_cond_init(&e->roomcond, NULL);
+    pthread_cond_init(&e->callcond, NULL);
+    pthread_mutex_init(&e->alock, NULL);
+    pthread_cond_init(&e->acond, NULL);
+    atomic_init(&e->applied_seq, 0);
+    atomic_init(&e->clock_ms, cfg->clock_event ? 0 : wall_ms());
+    atomic_init(&e->loading, false);
+    e->rule_failures = xcalloc(1, sizeof *e->rule_failures);
+    publish_init(&e->pub);
+    e->tags = tags_new();
+    e->store = store_new(e->tags);
+    e->windows = windows_new();
+    e->dirty = roaring_bitmap_create();
+    e->roots.ctx = e;
+    e->roots.has_tag = roots_has_tag;
+    e->roots.attr_get = roots_attr_get;
+    e->roots.sku_name = roots_sku_name;
+    refresh_roots(e);
+    rule_error_t rerr;
+    e->vm = rulevm_new(&e->roots, e->cfg.lua_mem_limit, &rerr);
+    if (!e->vm) {
+        snprintf(err, errlen, "cannot start the rule VM: %s", rerr.msg);
+        engine_free(e);
+        return NULL;
+    }
+    e->pctx.store = e->store;
+    e->pctx.tags = e->tags;
+    e->pctx.vm = e->vm;
+    return e;
+}
+
+void engine_free(engine_t *e) {
+    if (!e) return;
+    if (e->writer_running) engine_stop(e);
+    while (e->qhead) {
+        batch_t *b = e->qhead;
+        e->qhead = b->next;
+        free(b->buf);
+        free(b->events);
+        free(b);
+    }
+    publish_destroy(&e->pub);
+    retire_run(&e->retired);
+    retire_free(&e->retired);
+    for (size_t i = 0; i < e->npools; i++) pool_free(e->pools[i], e->vm);
+    free(e->pools);
+    for (size_t i = 0; i < e->nrule_failures; i++) free(e->rule_failures[i]);
+    free(e->rule_failures);
+    pool_ctx_free(&e->pctx);
+    rulevm_free(e->vm);
+    windows_free(e->windows);
+    store_free(e->store);
+    tags_free(e->tags);
+    roaring_bitmap_free(e->dirty);
+    free(e->dirty_ids);
+    deadletter_close(e->dl);
+    free(e->rules_dir);
+    free(e->data_dir);
+    pthread_mutex_destroy(&e->qlock);
+    pthread_cond_destroy(&e->qcond);
+    pthread_cond_destroy(&e->roomcond);
+    pthread_cond_destroy(&e->callcond);
+    pthread_mutex_destroy(&e->alock);
+    pthread_cond_destroy(&e->acond);
+    free(e);
+}
+
+/* -- rules ------------------------------------------------------------------ */
+
+static void add_rule_failure(engine_t *e, const char *fmt, const char *a, int line, const char *msg) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, fmt, a, line, msg);
+    log_error("rule not loaded: %s", buf);
+    e->rule_failures = xrealloc(e->rule_failures, (e->nrule_failures + 2) * sizeof *e->rule_failures);
+    e->rule_failures[e->nrule_failures++] = xstrdup(buf);
+    e->rule_failures[e->nrule_failures] = NULL;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load_rules(engine_t *e, char *err, size_t errlen) {
+    DIR *d = opendir(e->rules_dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot open rules directory %s: %s", e->rules_dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l <= 4 || strcmp(de->d_name + l - 4, ".lua") != 0 || de->d_name[0] == '.') continue;
+        names = xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], hint[256];
+        snprintf(path, sizeof path, "%s/%s", e->rules_dir, names[i]);
+        snprintf(hint, sizeof hint, "%.*s", (int)(strlen(names[i]) - 4), names[i]);
+        size_t len;
+        char *src = read_file(path, &len);
+        if (!src) {
+            add_rule_failure(e, "%s:%d: cannot read: %s", path, 0, strerror(errno));
+            continue;
+        }
+        rule_def_t *def = NULL;
+        rule_error_t rerr;
+        if (rulevm_compile(e->vm, path, hint, src, len, &def, &rerr) != 0) {
+            add_rule_failure(e, "%s:%d: %s", rerr.file[0] ? rerr.file : path, rerr.line, rerr.msg);
+            free(src);
+            continue;
+        }
+        char perr[512];
+        refresh_roots(e);
+        pool_t *p = pool_new(&e->pctx, def, src, perr, sizeof perr);
+        free(src);
+        if (!p) {
+            add_rule_failure(e, "%s:%d: where: %s", path, 0, perr);
+            continue;
+        }
+        e->pools = xrealloc(e->pools, (e->npools + 1) * sizeof *e->pools);
+        e->pools[e->npools++] = p;
+        pool_recompute(p, &e->pctx);
+        log_info("pool %s loaded from %s (%llu members)", p->name, path,
+                 (unsigned long long)roaring_bitmap_get_cardinality(p->members));
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return 0;
+}
+
+/* -- applying events --------------------------------------------------------- */
+
+static void advance_clock(engine_t *e, int64_t ts) {
+    if (ts > atomic_load_explicit(&e->clock_ms, memory_order_relaxed))
+        atomic_store_explicit(&e->clock_ms, ts, memory_order_relaxed);
+}
+
+static void set_fields(engine_t *e, uint32_t id, const event_t *ev) {
+    store_t *st = e->store;
+    uint32_t h = ev->has;
+    if (h & EV_MARKET) store_set_dim(st, id, DIM_MARKET, ev->market.p, ev->market.len);
+    if (h & EV_CATEGORY) store_set_dim(st, id, DIM_CATEGORY, ev->category.p, ev->category.len);
+    if (h & EV_BRAND) store_set_dim(st, id, DIM_BRAND, ev->brand.p, ev->brand.len);
+    if (h & EV_SELLER) store_set_dim(st, id, DIM_SELLER, ev->seller.p, ev->seller.len);
+    if (h & EV_PRICE) store_set_price(st, id, ev->price);
+    if (h & EV_LIST_PRICE) store_set_list_price(st, id, ev->list_price);
+    if (h & EV_STOCK) store_set_stock(st, id, ev->stock);
+    if (h & EV_RATING) store_set_rating(st, id, ev->rating);
+    if (h & EV_REVIEWS) store_set_reviews(st, id, ev->reviews);
+    if (h & EV_LAZMALL) store_set_flag(st, id, true, ev->lazmall);
+    if (h & EV_FREE_SHIPPING) store_set_flag(st, id, false, ev->free_shipping);
+    if (h & EV_TAGS) store_set_free_tags(st, id, ev->tags.p, ev->tags.n);
+    if (h & EV_ATTRS) store_set_attrs(st, id, ev->attrs.p, ev->attrs.len);
+}
+
+static void count_window(engine_t *e, int counted) {
+    if (!counted) atomic_fetch_add_explicit(&e->stats.stale_window_events, 1, memory_order_relaxed);
+}
+
+static void apply_event(engine_t *e, const event_t *ev) {
+    store_t *st = e->store;
+    if (e->cfg.clock_event && (ev->has & EV_TS)) advance_clock(e, ev->ts);
+    int64_t now = atomic_load_explicit(&e->clock_ms, memory_order_relaxed);
+    uint32_t id;
+    if (ev->op == OP_DELETE) {
+        if (store_find(st, ev->sku.p, ev->sku.len, &id) != 0) return;
+        windows_release(e->windows, &store_row(st, id)->win);
+        store_delete(st, id, &e->retired);
+        roaring_bitmap_add(e->dirty, id);
+        return;
+    }
+    bool created;
+    id = store_upsert_id(st, ev->sku.p, ev->sku.len, &created, &e->retired);
+    roaring_bitmap_add(e->dirty, id);
+    switch (ev->op) {
+    case OP_RECORD:
+        if (!created) store_reset_fields(st, id);
+        set_fields(e, id, ev);
+        break;
+    case OP_UPSERT:
+    case OP_PRICE:
+    case OP_STOCK:
+        set_fields(e, id, ev);
+        break;
+    case OP_ORDER:
+        count_window(e, windows_add_order(e->windows, &store_row(st, id)->win, id, (uint32_t)ev->qty,
+                                          ev->amount, ev->ts, now));
+        break;
+    case OP_VIEW:
+        count_window(e, windows_add_behaviour(e->windows, &store_row(st, id)->win, id, WM_VIEWS, ev->ts, now));
+        break;
+    case OP_CLICK:
+        count_window(e, windows_add_behaviour(e->windows, &store_row(st, id)->win, id, WM_CLICKS, ev->ts, now));
+        break;
+    case OP_CART:
+        count_window(e, windows_add_behaviour(e->windows, &store_row(st, id)->win, id, WM_CARTS, ev->ts, now));
+        break;
+    case OP_TAG: {
+        const char *t = NULL;
+        if (ev->has & EV_TAGS)
+            while ((t = event_tag_next(&ev->tags, t))) store_add_free_tag(st, id, t, strlen(t));
+        t = NULL;
+        if (ev->has & EV_REMOVE)
+            while ((t = event_tag_next(&ev->tags_remove, t))) store_remove_free_tag(st, id, t, strlen(t));
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void window_changed(void *arg, uint32_t sku, uint32_t win_index) {
+    engine_t *e = arg;
+    if (win_index == 0) store_row(e->store, sku)->win = 0;
+    roaring_bitmap_add(e->dirty, sku);
+}
+
+/* Brings every pool up to date for the dirty SKUs. */
+static void evaluate(engine_t *e) {
+    int64_t now = e->cfg.clock_event ? atomic_load(&e->clock_ms) : wall_ms();
+    if (!e->cfg.clock_event) atomic_store(&e->clock_ms, now);
+    windows_advance(e->windows, now, window_changed, e);
+    refresh_roots(e);
+    for (size_t i = 0; i < e->npools; i++) pool_tick_schedule(e->pools[i], &e->pctx);
+    uint64_t n = roaring_bitmap_get_cardinality(e->dirty);
+    if (n == 0) return;
+    uint32_t live = store_count(e->store);
+    if (n > 4096 && n * 4 > live) {
+        atomic_fetch_add(&e->stats.full_recomputes, 1);
+        for (size_t i = 0; i < e->npools; i++) {
+            refresh_roots(e);
+            pool_recompute(e->pools[i], &e->pctx);
+        }
+    } else {
+        if (n > e->dirty_cap) {
+            e->dirty_cap = n * 2;
+            e->dirty_ids = xrealloc(e->dirty_ids, e->dirty_cap * sizeof *e->dirty_ids);
+        }
+        roaring_bitmap_to_uint32_array(e->dirty, e->dirty_ids);
+        for (size_t i = 0; i < e->npools; i++) {
+            refresh_roots(e);
+            pool_eval_ids(e->pools[i], &e->pctx, e->dirty_ids, (size_t)n);
+        }
+    }
+    roaring_bitmap_clear(e->dirty);
+}
+
+static void publish(engine_t *e) {
+    view_t *v = xcalloc(1, sizeof *v);
+    v->version = ++e->publish_version;
+    v->tags = tags_publish(e->tags, &e->retired);
+    v->npools = e->npools;
+    v->pools = xcalloc(e->npools ? e->npools : 1, sizeof *v->pools);
+    uint64_t errors = 0;
+    for (size_t i = 0; i < e->npools; i++) {
+        v->pools[i] = pool_publish(e->pools[i], &e->retired);
+        errors += e->pools[i]->errors;
+    }
+    atomic_store(&e->stats.rule_errors, errors);
+    v->applied_seq = atomic_load(&e->applied_seq);
+    v->clock_ms = atomic_load(&e->clock_ms);
+    v->skus = store_count(e->store);
+    v->loading = atomic_load(&e->loading);
+    publish_swap(&e->pub, v, &e->retired);
+    publish_collect(&e->pub);
+}
+
+static void observe_apply(engine_t *e, uint64_t ns) {
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < APPLY_HIST_BUCKETS && s > engine_apply_bucket_le[b]) b++;
+    atomic_fetch_add_explicit(&e->stats.apply_hist[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->stats.apply_sum_ns, ns, memory_order_relaxed);
+}
+
+static void run_calls(engine_t *e, call_t *calls) {
+    while (calls) {
+        call_t *c = calls;
+        calls = c->next;
+        c->fn(e, c->arg);
+        pthread_mutex_lock(&e->qlock);
+        c->done = true;
+        pthread_cond_broadcast(&e->callcond);
+        pthread_mutex_unlock(&e->qlock);
+    }
+}
+
+static void *writer_main(void *arg) {
+    engine_t *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->qlock);
+        if (!e->qhead && !e->calls && !e->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += TICK_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&e->qcond, &e->qlock, &ts);
+        }
+        batch_t *take = NULL, **tail = &take;
+        size_t events = 0, bytes = 0;
+        while (e->qhead && events < WRITER_MAX_EVENTS_PER_CYCLE) {
+            batch_t *b = e->qhead;
+            e->qhead = b->next;
+            if (!e->qhead) e->qtail = NULL;
+            b->next = NULL;
+            *tail = b;
+            tail = &b->next;
+            events += b->n;
+            bytes += b->bytes;
+        }
+        e->q_events -= events;
+        e->q_bytes -= bytes;
+        atomic_store(&e->stats.queued_events, e->q_events);
+        atomic_store(&e->stats.queued_bytes, e->q_bytes);
+        if (take) pthread_cond_broadcast(&e->roomcond);
+        call_t *calls = e->calls;
+        e->calls = NULL;
+        bool stop = e->stopping && !e->qhead && !take && !calls;
+        pthread_mutex_unlock(&e->qlock);
+        if (stop) break;
+
+        uint64_t t0 = mono_ns();
+        uint64_t last_seq = 0;
+        bool end_bulk = false;
+        for (batch_t *b = take; b; b = b->next) {
+            if (b->flags & ENGINE_DEFER_EVAL) {
+                e->deferred = true;
+                atomic_store(&e->loading, true);
+            }
+            for (uint32_t i = 0; i < b->n; i++) apply_event(e, &b->events[i]);
+            atomic_fetch_add_explicit(&e->stats.applied, b->n, memory_order_relaxed);
+            if (b->n) last_seq = b->first_seq + b->n - 1;
+            if (b->flags & ENGINE_END_BULK) end_bulk = true;
+        }
+        if (end_bulk) e->deferred = false;
+        if (!e->deferred) evaluate(e);
+        if (last_seq) atomic_store(&e->applied_seq, last_seq);
+        if (end_bulk) atomic_store(&e->loading, false);
+        publish(e);
+        if (take) {
+            atomic_fetch_add_explicit(&e->stats.batches, 1, memory_order_relaxed);
+            observe_apply(e, mono_ns() - t0);
+        }
+        pthread_mutex_lock(&e->alock);
+        pthread_cond_broadcast(&e->acond);
+        pthread_mutex_unlock(&e->alock);
+        while (take) {
+            batch_t *b = take;
+            take = b->next;
+            free(b->buf);
+            free(b->events);
+            free(b);
+        }
+        run_calls(e, calls);
+    }
+    return NULL;
+}
+
+int engine_start(engine_t *e, char *err, size_t errlen) {
+    if (load_rules(e, err, errlen) != 0) return -1;
+    publish(e);
+    if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        return -1;
+    }
+    e->writer_running = true;
+    return 0;
+}
+
+void engine_stop(engine_t *e) {
+    if (!e->writer_running) return;
+    pthread_mutex_lock(&e->qlock);
+    e->stopping = true;
+    pthread_cond_broadcast(&e->qcond);
+    pthread_cond_broadcast(&e->roomcond);
+    pthread_mutex_unlock(&e->qlock);
+    pthread_join(e->writer, NULL);
+    e->writer_running = false;
+}
+
+/* -- inputs -------------------------------------------------------------------- */
+
+static void report_error(ingest_report_t *rep, uint64_t line, const event_error_t *err) {
+    rep->rejected++;
+    if (rep->nerrors >= rep->max_errors) return;
+    if (!rep->errors) rep->errors = xcalloc(rep->max_errors, sizeof *rep->errors);
+    ingest_error_t *ie = &rep->errors[rep->nerrors++];
+    ie->line = line;
+    ie->reason = err->reason;
+    snprintf(ie->msg, sizeof ie->msg, "%s", err->msg);
+}
+
+void ingest_report_free(ingest_report_t *rep) {
+    free(rep->errors);
+    rep->errors = NULL;
+    rep->nerrors = 0;
+}
+
+int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64_t line_base,
+                  int flags, int timeout_ms, ingest_report_t *rep) {
+    size_t cap = 64, n = 0;
+    event_t *events = xmalloc(cap * sizeof *events);
+    size_t pos = 0;
+    char *line;
+    long l;
+    uint64_t lineno = line_base;
+    int64_t now = e->cfg.clock_event ? atomic_load(&e->clock_ms) : wall_ms();
+    char *copy = NULL;
+    size_t copy_cap = 0;
+    while ((l = ndjson_next_line(buf, len, &pos, &line)) >= 0) {
+        lineno++;
+        if (n == cap) {
+            cap *= 2;
+            events = xrealloc(events, cap * sizeof *events);
+        }
+        /* Keep the raw text for the dead-letter record: the parser decodes in place. */
+        if ((size_t)l + 1 > copy_cap) {
+            copy_cap = (size_t)l + 1;
+            copy = xrealloc(copy, copy_cap);
+        }
+        memcpy(copy, line, (size_t)l);
+        event_error_t err;
+        int rc = ndjson_parse_event(line, (size_t)l, now, &events[n], &err);
+        if (rc == 0) {
+            atomic_fetch_add_explicit(&e->stats.accepted_by_op[events[n].op], 1, memory_order_relaxed);
+            n++;
+        } else if (rc == 1) {
+            atomic_fetch_add_explicit(&e->stats.blank_lines, 1, memory_order_relaxed);
+        } else {
+            atomic_fetch_add_explicit(&e->stats.rejected[err.reason], 1, memory_order_relaxed);
+            report_error(rep, lineno, &err);
+            deadletter_write(e->dl, source, lineno, event_reject_name(err.reason), err.msg, copy, (size_t)l);
+        }
+    }
+    free(copy);
+    rep->lines += lineno - line_base;
+    if (n == 0 && !(flags & ENGINE_END_BULK)) {
+        free(events);
+        free(buf);
+        return 0;
+    }
+    if (flags & ENGINE_DEFER_EVAL) atomic_store(&e->loading, true);
+    batch_t *b = xcalloc(1, sizeof *b);
+    b->buf = buf;
+    b->events = events;
+    b->n = (uint32_t)n;
+    b->flags = flags & (ENGINE_DEFER_EVAL | ENGINE_END_BULK);
+    b->bytes = len;
+
+    pthread_mutex_lock(&e->qlock);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (!e->stopping && e->q_events > 0 &&
+           (e->q_events + n > e->cfg.queue_max_events || e->q_bytes + len > e->cfg.queue_max_bytes)) {
+        if (flags & ENGINE_NONBLOCKING) break;
+        if (timeout_ms >= 0 && pthread_cond_timedwait(&e->roomcond, &e->qlock, &deadline) == ETIMEDOUT) break;
+        if (timeout_ms < 0) pthread_cond_wait(&e->roomcond, &e->qlock);
+    }
+    bool full = e->q_events > 0 &&
+                (e->q_events + n > e->cfg.queue_max_events || e->q_bytes + len > e->cfg.queue_max_bytes);
+    if (e->stopping || full) {
+        pthread_mutex_unlock(&e->qlock);
+        if (full) atomic_fetch_add(&e->stats.queue_full, 1);
+        free(b->buf);
+        free(b->events);
+        free(b);
+        errno = e->stopping ? ESHUTDOWN : EAGAIN;
+        return -1;
+    }
+    b->first_seq = e->next_seq + 1;
+    e->next_seq += n;
+    if (e->qtail) e->qtail->next = b;
+    else e->qhead = b;
+    e->qtail = b;
+    e->q_events += n;
+    e->q_bytes += len;
+    pthread_cond_signal(&e->qcond);
+    pthread_mutex_unlock(&e->qlock);
+    atomic_fetch_add_explicit(&e->stats.accepted, n, memory_order_relaxed);
+    rep->accepted += n;
+    if (n) rep->last_seq = b->first_seq + n - 1;
+    return 0;
+}
+
+int engine_wait_applied(engine_t *e, uint64_t seq, int timeout_ms) {
+    if (atomic_load(&e->applied_seq) >= seq) return 0;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&e->alock);
+    while (atomic_load(&e->applied_seq) < seq) {
+        if (pthread_cond_timedwait(&e->acond, &e->alock, &deadline) == ETIMEDOUT) {
+            rc = atomic_load(&e->applied_seq) >= seq ? 0 : -1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->alock);
+    return rc;
+}
+
+uint64_t engine_applied_seq(engine_t *e) { return atomic_load(&e->applied_seq); }
+int64_t engine_clock(engine_t *e) { return atomic_load(&e->clock_ms); }
+
+/* -- readers -------------------------------------------------------------------- */
+
+view_t *engine_acquire(engine_t *e) { return publish_acquire(&e->pub); }
+void engine_release(view_t *v) { publish_release(v); }
+const engine_stats_t *engine_stats(engine_t *e) { return &e->stats; }
+const store_t *engine_store_for_readers(engine_t *e) { return e->store; }
+bool engine_loading(engine_t *e) { return atomic_load(&e->loading); }
+void engine_begin_bulk(engine_t *e) { atomic_store(&e->loading, true); }
+
+int engine_call(engine_t *e, void (*fn)(engine_t *e, void *arg), void *arg) {
+    call_t c = {fn, arg, false, NULL};
+    pthread_mutex_lock(&e->qlock);
+    if (e->stopping || !e->writer_running) {
+        pthread_mutex_unlock(&e->qlock);
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    c.next = e->calls;
+    e->calls = &c;
+    pthread_cond_signal(&e->qcond);
+    while (!c.done) pthread_cond_wait(&e->callcond, &e->qlock);
+    pthread_mutex_unlock(&e->qlock);
+    return 0;
+}
+
+store_t *engine_w_store(engine_t *e) { return e->store; }
+tags_t *engine_w_tags(engine_t *e) { return e->tags; }
+windows_t *engine_w_windows(engine_t *e) { return e->windows; }
+size_t engine_w_npools(engine_t *e) { return e->npools; }
+pool_t *engine_w_pool(engine_t *e, size_t i) { return i < e->npools ? e->pools[i] : NULL; }
+const char *const *engine_w_rule_failures(engine_t *e) { return (const char *const *)e->rule_failures; }
+
+size_t engine_w_memory(engine_t *e, size_t *store_b, size_t *tags_b, size_t *windows_b, size_t *lua_b) {
+    *store_b = store_memory(e->store);
+    *tags_b = tags_memory(e->tags);
+    *windows_b = windows_memory(e->windows);
+    *lua_b = rulevm_memory(e->vm);
+    return *store_b + *tags_b + *windows_b + *lua_b;
+}

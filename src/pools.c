@@ -1,0 +1,253 @@
+/* pools.c - pool membership, evaluation and change log; see pools.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pools.h"
+#include "util.h"
+
+static void ctx_reserve(pool_ctx_t *ctx, size_t n) {
+    if (n <= ctx->cap) return;
+    size_t cap = ctx->cap ? ctx->cap : 1024;
+    while (cap < n) cap *= 2;
+    ctx->cand = xrealloc(ctx->cand, cap * sizeof *ctx->cand);
+    ctx->out = xrealloc(ctx->out, cap);
+    ctx->cap = cap;
+}
+
+void pool_ctx_free(pool_ctx_t *ctx) {
+    free(ctx->cand);
+    free(ctx->out);
+    ctx->cand = NULL;
+    ctx->out = NULL;
+    ctx->cap = 0;
+}
+
+/* -- tag resolution ----------------------------------------------------- */
+
+static int64_t bind_tag(void *arg, const char *tag, size_t len) {
+    pool_ctx_t *ctx = arg;
+    uint32_t id;
+    return tags_find(ctx->tags, tag, len, &id) == 0 ? (int64_t)id : -1;
+}
+
+static bool has_tag_id(void *arg, int64_t tag, uint32_t sku) {
+    pool_ctx_t *ctx = arg;
+    return tag >= 0 && tags_has(ctx->tags, (uint32_t)tag, sku);
+}
+
+static const roaring_bitmap_t *resolve_tag(void *arg, const char *tag, size_t len) {
+    pool_ctx_t *ctx = arg;
+    uint32_t id;
+    if (tags_find(ctx->tags, tag, len, &id) != 0) return NULL;
+    return tags_bitmap(ctx->tags, id);
+}
+
+static void rebind(pool_t *p, pool_ctx_t *ctx) {
+    uint32_t n = tags_count(ctx->tags);
+    if (n == p->bound_tag_count) return;
+    tagexpr_bind(p->where, bind_tag, ctx);
+    p->bound_tag_count = n;
+}
+
+/* -- lifecycle ------------------------------------------------------------ */
+
+static bool schedule_active(const rule_def_t *d, int64_t now) {
+    return (d->active_from == 0 || now >= d->active_from) && (d->active_to == 0 || now < d->active_to);
+}
+
+pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err, size_t errlen) {
+    tagexpr_t *where = tagexpr_parse(def->where, strlen(def->where), err, errlen);
+    if (!where) {
+        rulevm_release(ctx->vm, def);
+        return NULL;
+    }
+    pool_t *p = xcalloc(1, sizeof *p);
+    p->name = xstrdup(def->name);
+    p->source = xstrdup(source ? source : "");
+    p->version = 1;
+    p->def = def;
+    p->where = where;
+    p->bound_tag_count = UINT32_MAX;
+    p->members = roaring_bitmap_create();
+    p->log = xcalloc(POOL_LOG_CAP, sizeof *p->log);
+    p->active = schedule_active(def, ctx->now);
+    p->view_stale = true;
+    return p;
+}
+
+void pool_free(pool_t *p, rulevm_t *vm) {
+    if (!p) return;
+    free(p->name);
+    free(p->source);
+    rulevm_release(vm, p->def);
+    tagexpr_free(p->where);
+    roaring_bitmap_free(p->members);
+    free(p->log);
+    free(p->last_error);
+    pool_view_free(p->view);
+    free(p);
+}
+
+/* -- change log ------------------------------------------------------------ */
+
+static void record_change(pool_t *p, pool_ctx_t *ctx, uint32_t sku, bool joined) {
+    size_t at = (p->log_head + p->log_len) % POOL_LOG_CAP;
+    if (p->log_len == POOL_LOG_CAP) p->log_head = (p->log_head + 1) % POOL_LOG_CAP;
+    else p->log_len++;
+    p->log[at] = (pool_change_t){++p->seq, sku, joined};
+    p->updated_at = ctx->now;
+    p->view_stale = true;
+}
+
+static void note_errors(pool_t *p, long nerr, const rule_error_t *e) {
+    if (nerr <= 0) return;
+    bool first = p->errors == 0;
+    p->errors += (uint64_t)nerr;
+    char buf[sizeof e->file + sizeof e->msg + 32];
+    snprintf(buf, sizeof buf, "%s:%d: %s", e->file, e->line, e->msg);
+    if (!p->last_error || strcmp(p->last_error, buf) != 0) {
+        free(p->last_error);
+        p->last_error = xstrdup(buf);
+        if (first || p->errors % 10000 < (uint64_t)nerr)
+            log_warn("pool %s: rule error (SKU treated as not a member; %llu so far): %s", p->name,
+                     (unsigned long long)p->errors, buf);
+    }
+    p->view_stale = true;
+}
+
+/* Pins and exclusions are few: look their ids up when needed. */
+static bool listed(pool_ctx_t *ctx, char **names, size_t n, uint32_t sku) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id;
+        if (store_find(ctx->store, names[i], strlen(names[i]), &id) == 0 && id == sku) return true;
+    }
+    return false;
+}
+
+/* -- evaluation -------------------------------------------------------------- */
+
+void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
+    if (n == 0) return;
+    if (!p->active) return; /* empty while inactive; the schedule tick clears it */
+    rebind(p, ctx);
+    ctx_reserve(ctx, n);
+    const sku_row_t *rows = store_rows(ctx->store);
+    uint32_t limit = store_id_limit(ctx->store);
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ids[i];
+        if (id < limit && rows[id].live && tagexpr_eval_one_ids(p->where, has_tag_id, ctx, id))
+            ctx->cand[nc++] = id;
+    }
+    rule_error_t err;
+    long nerr = 0;
+    if (p->def->has_match && nc > 0) nerr = rulevm_match(ctx->vm, p->def, ctx->cand, nc, ctx->out, &err);
+    else memset(ctx->out, 1, nc);
+    note_errors(p, nerr, &err);
+    rows = store_rows(ctx->store);
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ids[i];
+        bool in = false;
+        if (c < nc && ctx->cand[c] == id) in = ctx->out[c++] != 0;
+        if (p->def->nexclude && in && listed(ctx, p->def->exclude, p->def->nexclude, id)) in = false;
+        if (p->def->npin && !in && id < limit && rows[id].live && listed(ctx, p->def->pin, p->def->npin, id))
+            in = true;
+        bool was = roaring_bitmap_contains(p->members, id);
+        if (in == was) continue;
+        if (in) roaring_bitmap_add(p->members, id);
+        else roaring_bitmap_remove(p->members, id);
+        record_change(p, ctx, id, in);
+    }
+}
+
+static void apply_new_members(pool_t *p, pool_ctx_t *ctx, roaring_bitmap_t *next) {
+    roaring_bitmap_t *diff = roaring_bitmap_xor(p->members, next);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(diff, &it);
+    while (it.has_value) {
+        record_change(p, ctx, it.current_value, roaring_bitmap_contains(next, it.current_value));
+        roaring_advance_uint32_iterator(&it);
+    }
+    roaring_bitmap_free(diff);
+    roaring_bitmap_free(p->members);
+    p->members = next;
+    p->view_stale = true;
+}
+
+void pool_recompute(pool_t *p, pool_ctx_t *ctx) {
+    if (!p->active) {
+        apply_new_members(p, ctx, roaring_bitmap_create());
+        return;
+    }
+    roaring_bitmap_t *cand = tagexpr_eval_bitmap(p->where, resolve_tag, ctx, store_live(ctx->store));
+    roaring_bitmap_t *next;
+    if (p->def->has_match) {
+        size_t n = (size_t)roaring_bitmap_get_cardinality(cand);
+        ctx_reserve(ctx, n);
+        roaring_bitmap_to_uint32_array(cand, ctx->cand);
+        rule_error_t err;
+        long nerr = n ? rulevm_match(ctx->vm, p->def, ctx->cand, n, ctx->out, &err) : 0;
+        note_errors(p, nerr, &err);
+        next = roaring_bitmap_create();
+        for (size_t i = 0; i < n; i++)
+            if (ctx->out[i]) roaring_bitmap_add(next, ctx->cand[i]);
+        roaring_bitmap_free(cand);
+    } else {
+        next = cand;
+    }
+    for (size_t i = 0; i < p->def->nexclude; i++) {
+        uint32_t id;
+        if (store_find(ctx->store, p->def->exclude[i], strlen(p->def->exclude[i]), &id) == 0)
+            roaring_bitmap_remove(next, id);
+    }
+    for (size_t i = 0; i < p->def->npin; i++) {
+        uint32_t id;
+        if (store_find(ctx->store, p->def->pin[i], strlen(p->def->pin[i]), &id) == 0)
+            roaring_bitmap_add(next, id);
+    }
+    roaring_bitmap_run_optimize(next);
+    apply_new_members(p, ctx, next);
+}
+
+void pool_tick_schedule(pool_t *p, pool_ctx_t *ctx) {
+    bool active = schedule_active(p->def, ctx->now);
+    if (active == p->active) return;
+    log_info("pool %s: schedule %s", p->name, active ? "starts" : "ends");
+    p->active = active;
+    p->view_stale = true;
+    pool_recompute(p, ctx);
+}
+
+static void pool_view_retire(void *arg, void *ptr) {
+    (void)arg;
+    pool_view_free(ptr);
+}
+
+pool_view_t *pool_publish(pool_t *p, retire_list_t *rl) {
+    if (!p->view_stale && p->view) return p->view;
+    pool_view_t *v = xcalloc(1, sizeof *v);
+    const rule_def_t *d = p->def;
+    v->name = xstrdup(p->name);
+    v->title = xstrdup(d->title ? d->title : "");
+    v->file = xstrdup(d->file ? d->file : "");
+    v->where = xstrdup(d->where);
+    v->version = p->version;
+    v->members = roaring_bitmap_copy(p->members);
+    v->size = roaring_bitmap_get_cardinality(p->members);
+    v->seq = p->seq;
+    v->updated_at = p->updated_at;
+    v->active_from = d->active_from;
+    v->active_to = d->active_to;
+    v->active = p->active;
+    v->has_match = d->has_match;
+    v->has_rank = d->has_rank;
+    v->limit = d->limit;
+    v->errors = p->errors;
+    v->last_error = p->last_error ? xstrdup(p->last_error) : NULL;
+    v->changes_retained_from = p->log_len ? p->log[p->log_head].seq : p->seq + 1;
+    if (p->view) retire_push(rl, pool_view_retire, NULL, p->view);
+    p->view = v;
+    p->view_stale = false;
+    return v;
+}
