@@ -394,7 +394,7 @@ void http_resp_json(http_resp_t *r, int status, json_t *body) {
     resp_body_clear(r);
     buf_t *o = &r->c->out;
     o->len = 0;
-    int rc = json_dump_callback(body, out_append_cb, o, JSON_COMPACT | JSON_ENCODE_ANY);
+    int rc = json_dump_callback(body, out_append_cb, o, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (rc != 0) {
         http_resp_error(r, 500, "internal error: JSON encoding failed");

@@ -269,7 +269,7 @@ static int write_embedded_rules(const char *dir) {
     for (const embedded_file_t *f = embedded_files; f->path; f++) {
         if (strncmp(f->path, "rules/", 6) != 0) continue;
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, f->path + 6);
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, f->path + 6) >= sizeof path) return -1;
         FILE *out = fopen(path, "wb");
         if (!out) return -1;
         fwrite(f->data, 1, f->size, out);
@@ -367,13 +367,36 @@ static int cmd_demo(int argc, char **argv) {
         buf[len++] = '\n';
     }
     ingest_report_t rep = {0};
-    engine_submit(r.engine, buf, len, "demo", 0, ENGINE_DEFER_EVAL | ENGINE_END_BULK, -1, &rep);
+    engine_submit(r.engine, buf, len, "demo", 0, ENGINE_DEFER_EVAL, -1, &rep);
     ingest_report_free(&rep);
-    while (engine_loading(r.engine) && !stop_requested) usleep(20000);
-    printf("catalog: %ld SKUs generated and loaded in %.2f s; live stream at %ld events/s (Ctrl-C stops)\n", skus,
-           (double)(mono_ns() - t0) / 1e9, rate);
 
-    gen_stream_t *g = gen_stream_new((uint32_t)skus, seed + 1);
+    /* A day of history, so that the windowed pools (sales_24h ...) have
+     * members from the start: as many events as SKUs, stamped over the last
+     * 24 hours in order, loaded in bulk like the catalog. */
+    gen_stream_t *g = gen_stream_new((uint32_t)skus, seed);
+    long history = skus < 50000 ? 50000 : skus;
+    len = 0;
+    buf = xmalloc(cap);
+    for (long i = 0; i < history && !stop_requested; i++) {
+        if (cap - len < GEN_LINE_MAX + 2) {
+            ingest_report_t hr = {0};
+            engine_submit(r.engine, buf, len, "demo-history", 0, ENGINE_DEFER_EVAL, -1, &hr);
+            ingest_report_free(&hr);
+            buf = xmalloc(cap);
+            len = 0;
+        }
+        int64_t ts = now - 86400000LL + (int64_t)(86400000.0 * (double)i / (double)history);
+        len += gen_stream_next(g, ts, buf + len, cap - len - 1);
+        buf[len++] = '\n';
+    }
+    ingest_report_t hrep = {0};
+    engine_submit(r.engine, buf, len, "demo-history", 0, ENGINE_DEFER_EVAL | ENGINE_END_BULK, -1, &hrep);
+    ingest_report_free(&hrep);
+    while (engine_loading(r.engine) && !stop_requested) usleep(20000);
+    printf("catalog of %ld SKUs and %ld events of history (last 24 h) generated and applied in %.2f s\n"
+           "live stream at %ld events/s (Ctrl-C stops)\n",
+           skus, history, (double)(mono_ns() - t0) / 1e9, rate);
+
     uint64_t start = mono_ns(), last_status = start, tick = 0;
     uint64_t applied_at_status = engine_applied_seq(r.engine);
     while (!stop_requested) {
@@ -381,10 +404,10 @@ static int cmd_demo(int argc, char **argv) {
         uint64_t due = (uint64_t)rate * tick / 10; /* events due after `tick` ticks of 100 ms */
         uint64_t have = (uint64_t)rate * (tick - 1) / 10;
         size_t n = (size_t)(due - have);
-        char *b = xmalloc(n * 512 + 1);
+        char *b = xmalloc(n * (GEN_LINE_MAX + 1) + 1);
         size_t bl = 0;
         for (size_t i = 0; i < n; i++) {
-            bl += gen_stream_next(g, wall_ms(), b + bl, 511);
+            bl += gen_stream_next(g, wall_ms(), b + bl, GEN_LINE_MAX);
             b[bl++] = '\n';
         }
         ingest_report_t rp = {0};
