@@ -654,7 +654,8 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
         errno = e->stopping ? ESHUTDOWN : EAGAIN;
         return -1;
     }
-    b->first_seq = e->next_seq + 1;
+    uint64_t first_seq = e->next_seq + 1;
+    b->first_seq = first_seq;
     e->next_seq += n;
     if (e->qtail) e->qtail->next = b;
     else e->qhead = b;
@@ -665,7 +666,7 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
     pthread_mutex_unlock(&e->qlock);
     atomic_fetch_add_explicit(&e->stats.accepted, n, memory_order_relaxed);
     rep->accepted += n;
-    if (n) rep->last_seq = b->first_seq + n - 1;
+    if (n) rep->last_seq = first_seq + n - 1; /* b may be applied and freed by now */
     return 0;
 }
 

@@ -412,7 +412,9 @@ def main():
         if log is not None:
             if failed:
                 log.seek(0)
-                tail = log.read().splitlines()[-30:]
+                lines = log.read().splitlines()
+                asan = [i for i, l in enumerate(lines) if "Sanitizer" in l and "ERROR" in l]
+                tail = lines[asan[0]:asan[0] + 80] if asan else lines[-30:]
                 print("--- server log (last 30 lines):")
                 print("\n".join(tail))
             log.close()
