@@ -93,6 +93,7 @@ struct engine {
     bool deferred;            /* a bulk load is deferring evaluation */
     retire_list_t retired;    /* objects the next publish retires */
     uint64_t publish_version;
+    uint64_t pending_seq;     /* applied, not yet published */
     uint32_t *dirty_ids;
     size_t dirty_cap;
 
@@ -435,7 +436,7 @@ static void publish(engine_t *e) {
         errors += e->pools[i]->errors;
     }
     atomic_store(&e->stats.rule_errors, errors);
-    v->applied_seq = atomic_load(&e->applied_seq);
+    v->applied_seq = e->pending_seq;
     v->clock_ms = atomic_load(&e->clock_ms);
     v->skus = store_count(e->store);
     v->loading = atomic_load(&e->loading);
@@ -514,10 +515,17 @@ static void *writer_main(void *arg) {
             if (b->flags & ENGINE_END_BULK) end_bulk = true;
         }
         if (end_bulk) e->deferred = false;
-        if (!e->deferred) evaluate(e);
-        if (last_seq) atomic_store(&e->applied_seq, last_seq);
-        if (end_bulk) atomic_store(&e->loading, false);
-        publish(e);
+        if (last_seq) e->pending_seq = last_seq;
+        if (!e->deferred) {
+            evaluate(e);
+            /* Publish first, then announce: a client told "applied" reads
+             * its own writes. A bulk load publishes once, at its end:
+             * readers keep the version from before the load, and the load
+             * does not pay for copies. */
+            publish(e);
+            atomic_store(&e->applied_seq, e->pending_seq);
+            if (end_bulk) atomic_store(&e->loading, false);
+        }
         if (take) {
             atomic_fetch_add_explicit(&e->stats.batches, 1, memory_order_relaxed);
             observe_apply(e, mono_ns() - t0);

@@ -69,6 +69,7 @@ pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err
     p->where = where;
     p->bound_tag_count = UINT32_MAX;
     p->members = roaring_bitmap_create();
+    roaring_bitmap_set_copy_on_write(p->members, true); /* cheap pool_publish copies; see tags.c */
     p->log = xcalloc(POOL_LOG_CAP, sizeof *p->log);
     p->active = schedule_active(def, ctx->now);
     p->view_stale = true;
@@ -162,6 +163,7 @@ void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
 }
 
 static void apply_new_members(pool_t *p, pool_ctx_t *ctx, roaring_bitmap_t *next) {
+    roaring_bitmap_set_copy_on_write(next, true);
     roaring_bitmap_t *diff = roaring_bitmap_xor(p->members, next);
     roaring_uint32_iterator_t it;
     roaring_init_iterator(diff, &it);

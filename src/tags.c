@@ -154,7 +154,15 @@ static void mark_dirty(tags_t *t, uint32_t tag) {
 
 void tags_add(tags_t *t, uint32_t tag, uint32_t sku) {
     if (tag >= t->count) return;
-    if (!t->live[tag]) t->live[tag] = roaring_bitmap_create();
+    if (!t->live[tag]) {
+        /* Copy-on-write: a published copy shares the containers, so a
+         * publish costs O(containers), and the writer's next change to a
+         * shared container copies that container only. Shared containers
+         * are freed only on the writer thread (retire lists), and readers
+         * never change a bitmap, so the non-atomic share counts are safe. */
+        t->live[tag] = roaring_bitmap_create();
+        roaring_bitmap_set_copy_on_write(t->live[tag], true);
+    }
     if (roaring_bitmap_add_checked(t->live[tag], sku)) mark_dirty(t, tag);
 }
 
@@ -232,9 +240,7 @@ tagview_t *tags_publish(tags_t *t, retire_list_t *rl) {
         if (e->bm) retire(rl, free_bitmap_cb, (void *)e->bm);
         roaring_bitmap_t *bm = NULL;
         if (t->live[id] && !roaring_bitmap_is_empty(t->live[id])) {
-            bm = roaring_bitmap_copy(t->live[id]);
-            roaring_bitmap_run_optimize(bm);
-            roaring_bitmap_shrink_to_fit(bm);
+            bm = roaring_bitmap_copy(t->live[id]); /* shares containers (copy-on-write) */
         }
         e->bm = bm;
         t->dirty[id] = 0;
