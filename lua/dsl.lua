@@ -65,8 +65,13 @@ local function lines_of(ctx)
   return ctx.lines
 end
 
-function M.line_count(ctx)
-  return #lines_of(ctx)
+-- The last line that is not blank (where a missing `return` belongs).
+function M.last_line(ctx)
+  local lines = lines_of(ctx)
+  for i = #lines, 1, -1 do
+    if lines[i]:find("%S") then return i end
+  end
+  return 1
 end
 
 -- The line the rule is executing, found on the stack; 0 if none.

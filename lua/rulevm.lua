@@ -144,7 +144,7 @@ function M.compile(file, name_hint, src)
   ctl.ticks = 0x7fffffff
   local p = dsl.pool_of(ctx, ret)
   if not p then
-    error(dsl.rule_error(file, dsl.line_count(ctx),
+    error(dsl.rule_error(file, dsl.last_line(ctx),
       'a rule file must end with: return pool "' .. (name_hint or "name") .. '" { ... }'), 0)
   end
   local jit_on = true

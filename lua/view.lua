@@ -57,7 +57,9 @@ local function getter_source()
   end
   for _, m in ipairs(M.METRICS) do
     for wi, w in ipairs(M.WINDOWS) do
-      add("g.%s_%s = function() return roots.win[roots.rows[roots.cur].win].%s[%d] end",
+      -- reads = 1 (VIEW_READ_WINDOWS): the engine re-evaluates this rule when
+      -- only windowed counters change (expiry, orders) once it has read one.
+      add("g.%s_%s = function() roots.reads = 1; return roots.win[roots.rows[roots.cur].win].%s[%d] end",
           m, w, m, wi - 1)
     end
   end

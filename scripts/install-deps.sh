@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config git curl ca-certificates python3
   libluajit2-5.1-dev luajit2
-  libroaring-dev libmicrohttpd-dev libjansson-dev librdkafka-dev
+  libroaring-dev libmicrohttpd-dev libjansson-dev librdkafka-dev libjemalloc-dev
   lua-busted
   clang libclang-rt-14-dev
 )

@@ -89,7 +89,8 @@ struct engine {
     size_t npools;
     char **rule_failures;     /* NULL-terminated */
     size_t nrule_failures;
-    roaring_bitmap_t *dirty;  /* SKUs touched since the last evaluation */
+    roaring_bitmap_t *dirty;  /* SKUs whose catalog state changed since the last evaluation */
+    roaring_bitmap_t *dirty_win; /* SKUs whose windowed counters only changed */
     bool deferred;            /* a bulk load is deferring evaluation */
     retire_list_t retired;    /* objects the next publish retires */
     uint64_t publish_version;
@@ -185,6 +186,7 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     e->store = store_new(e->tags);
     e->windows = windows_new();
     e->dirty = roaring_bitmap_create();
+    e->dirty_win = roaring_bitmap_create();
     e->roots.ctx = e;
     e->roots.has_tag = roots_has_tag;
     e->roots.attr_get = roots_attr_get;
@@ -200,6 +202,7 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     e->pctx.store = e->store;
     e->pctx.tags = e->tags;
     e->pctx.vm = e->vm;
+    e->pctx.roots = &e->roots;
     return e;
 }
 
@@ -226,6 +229,7 @@ void engine_free(engine_t *e) {
     store_free(e->store);
     tags_free(e->tags);
     roaring_bitmap_free(e->dirty);
+    roaring_bitmap_free(e->dirty_win);
     free(e->dirty_ids);
     deadletter_close(e->dl);
     free(e->rules_dir);
@@ -350,7 +354,9 @@ static void apply_event(engine_t *e, const event_t *ev) {
     }
     bool created;
     id = store_upsert_id(st, ev->sku.p, ev->sku.len, &created, &e->retired);
-    roaring_bitmap_add(e->dirty, id);
+    bool window_only = !created && (ev->op == OP_ORDER || ev->op == OP_VIEW || ev->op == OP_CLICK ||
+                                    ev->op == OP_CART);
+    roaring_bitmap_add(window_only ? e->dirty_win : e->dirty, id);
     switch (ev->op) {
     case OP_RECORD:
         if (!created) store_reset_fields(st, id);
@@ -391,7 +397,7 @@ static void apply_event(engine_t *e, const event_t *ev) {
 static void window_changed(void *arg, uint32_t sku, uint32_t win_index) {
     engine_t *e = arg;
     if (win_index == 0) store_row(e->store, sku)->win = 0;
-    roaring_bitmap_add(e->dirty, sku);
+    roaring_bitmap_add(e->dirty_win, sku);
 }
 
 /* Brings every pool up to date for the dirty SKUs. */
@@ -402,7 +408,8 @@ static void evaluate(engine_t *e) {
     refresh_roots(e);
     for (size_t i = 0; i < e->npools; i++) pool_tick_schedule(e->pools[i], &e->pctx);
     uint64_t n = roaring_bitmap_get_cardinality(e->dirty);
-    if (n == 0) return;
+    uint64_t nw = roaring_bitmap_get_cardinality(e->dirty_win);
+    if (n == 0 && nw == 0) return;
     uint32_t live = store_count(e->store);
     if (n > 4096 && n * 4 > live) {
         atomic_fetch_add(&e->stats.full_recomputes, 1);
@@ -411,16 +418,24 @@ static void evaluate(engine_t *e) {
             pool_recompute(e->pools[i], &e->pctx);
         }
     } else {
-        if (n > e->dirty_cap) {
-            e->dirty_cap = n * 2;
+        /* ids[0..n): catalog changes; ids[n..n+na): all changes (for the
+         * pools that read windowed counters). */
+        roaring_bitmap_or_inplace(e->dirty_win, e->dirty);
+        uint64_t na = roaring_bitmap_get_cardinality(e->dirty_win);
+        if (n + na > e->dirty_cap) {
+            e->dirty_cap = (n + na) * 2;
             e->dirty_ids = xrealloc(e->dirty_ids, e->dirty_cap * sizeof *e->dirty_ids);
         }
         roaring_bitmap_to_uint32_array(e->dirty, e->dirty_ids);
+        roaring_bitmap_to_uint32_array(e->dirty_win, e->dirty_ids + n);
         for (size_t i = 0; i < e->npools; i++) {
+            pool_t *p = e->pools[i];
             refresh_roots(e);
-            pool_eval_ids(e->pools[i], &e->pctx, e->dirty_ids, (size_t)n);
+            if (p->reads_windows) pool_eval_ids(p, &e->pctx, e->dirty_ids + n, (size_t)na);
+            else pool_eval_ids(p, &e->pctx, e->dirty_ids, (size_t)n);
         }
     }
+    roaring_bitmap_clear(e->dirty_win);
     roaring_bitmap_clear(e->dirty);
 }
 

@@ -3,9 +3,8 @@
  * Randomness: every draw comes from a splitmix64 sequence seeded from
  * (seed, SKU index, variant, purpose), so record i of a catalog can be made
  * without making records 0..i-1, and the same arguments give the same bytes
- * everywhere (no libc rand, no floating point that depends on the platform
- * beyond IEEE double log/exp/pow/cos, whose results only pick integers and
- * cents here).
+ * (no libc rand; the only platform-dependent arithmetic is libm's log, exp,
+ * pow and cos, whose results are only used to pick integers and cents).
  *
  * Distributions (the shape of a marketplace, not of any real one):
  *  - markets SG 20, MY 20, TH 20, VN 15, PH 10, ID 15 (weights);
@@ -838,7 +837,7 @@ int gen_main(int argc, char **argv) {
     FILE *f = stdout;
     if (o.out && !(f = fopen(o.out, "w"))) {
         fprintf(stderr, "poold gen: cannot write %s: %s\n", o.out, strerror(errno));
-        return 2;
+        return 1;
     }
     size_t cap = 1u << 20, len = 0;
     char *buf = malloc(cap);

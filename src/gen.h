@@ -2,7 +2,8 @@
  * `poold gen`, the demo, the end-to-end test and the benchmarks.
  *
  * Everything is a pure function of (nskus, seed) plus, for events, the order
- * of calls: the same arguments give the same bytes on every machine.
+ * of calls: the same arguments give the same bytes (on x86-64 glibc; another
+ * libm could round exp/log/pow differently in rare last-bit cases).
  *
  * SKU ids are "<MARKET>-<7 digits>" where the digits are the SKU index i
  * (0 <= i < nskus <= GEN_MAX_SKUS) and the market is gen_market(seed, i), so
@@ -36,7 +37,8 @@
 typedef struct gen_stream gen_stream_t;
 
 /* `poold gen catalog|events ...` (argv[0] is "gen"). Returns the exit code:
- * 0, 1 on a usage error (one line on stderr), 2 on an I/O error. */
+ * 0, 1 on a usage error or an --out file that cannot be created (one line
+ * on stderr), 2 on a write error. */
 int gen_main(int argc, char **argv);
 
 /* The market ("SG", "MY", ...) of SKU i: weights SG 20, MY 20, TH 20, VN 15,

@@ -127,6 +127,13 @@ static bool listed(pool_ctx_t *ctx, char **names, size_t n, uint32_t sku) {
 
 /* -- evaluation -------------------------------------------------------------- */
 
+static long run_match(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n, rule_error_t *err) {
+    ctx->roots->reads = 0;
+    long nerr = rulevm_match(ctx->vm, p->def, ids, n, ctx->out, err);
+    if (ctx->roots->reads & VIEW_READ_WINDOWS) p->reads_windows = true;
+    return nerr;
+}
+
 void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
     if (n == 0) return;
     if (!p->active) return; /* empty while inactive; the schedule tick clears it */
@@ -142,7 +149,7 @@ void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
     }
     rule_error_t err;
     long nerr = 0;
-    if (p->def->has_match && nc > 0) nerr = rulevm_match(ctx->vm, p->def, ctx->cand, nc, ctx->out, &err);
+    if (p->def->has_match && nc > 0) nerr = run_match(p, ctx, ctx->cand, nc, &err);
     else memset(ctx->out, 1, nc);
     note_errors(p, nerr, &err);
     rows = store_rows(ctx->store);
@@ -189,7 +196,7 @@ void pool_recompute(pool_t *p, pool_ctx_t *ctx) {
         ctx_reserve(ctx, n);
         roaring_bitmap_to_uint32_array(cand, ctx->cand);
         rule_error_t err;
-        long nerr = n ? rulevm_match(ctx->vm, p->def, ctx->cand, n, ctx->out, &err) : 0;
+        long nerr = n ? run_match(p, ctx, ctx->cand, n, &err) : 0;
         note_errors(p, nerr, &err);
         next = roaring_bitmap_create();
         for (size_t i = 0; i < n; i++)

@@ -44,6 +44,7 @@ typedef struct pool {
     uint64_t seq;
     int64_t updated_at;
     bool active;
+    bool reads_windows; /* its rule has read a windowed counter (sticky) */
     pool_change_t *log; /* ring */
     size_t log_head, log_len;
     uint64_t errors;
@@ -57,6 +58,7 @@ typedef struct pool_ctx {
     store_t *store;
     tags_t *tags;
     rulevm_t *vm;
+    view_roots_t *roots;  /* reads: which kinds of fields the rule read */
     int64_t now;
     uint32_t *cand;
     uint8_t *out;
@@ -68,7 +70,10 @@ typedef struct pool_ctx {
 pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err, size_t errlen);
 void pool_free(pool_t *p, rulevm_t *vm);
 
-/* Re-evaluates the sorted, distinct ids; records changes. */
+/* Re-evaluates the sorted, distinct ids; records changes. A pool whose
+ * rule never read a windowed counter cannot change when only counters
+ * change: the engine passes such pools only the SKUs whose other state
+ * changed (pool_t.reads_windows, learnt from view_roots_t.reads). */
 void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n);
 /* Recomputes the whole pool; records changes. */
 void pool_recompute(pool_t *p, pool_ctx_t *ctx);

@@ -66,7 +66,8 @@ int rulevm_compile(rulevm_t *vm, const char *file, const char *name_hint, const 
 /* Frees def and its Lua functions. NULL is fine. */
 void rulevm_release(rulevm_t *vm, rule_def_t *def);
 
-/* For ids[0..n): out[i] = 1 if match(s) is truthy (1 when the rule has no
+/* For ids[0..n) (each a valid index of roots->rows, and of roots->win via
+ * the row's win): out[i] = 1 if match(s) is truthy (1 when the rule has no
  * match), else 0. A SKU whose evaluation errors or exceeds the budget gets
  * 0. Returns the number of errors; *first_err (may be NULL) gets the first
  * one with file:line. */

@@ -15,7 +15,7 @@ const char *view_cdef(void) {
         "typedef struct attr_value { int32_t type; int32_t len; double num; "
         "const char *str; } attr_value_t;\n"
         "typedef struct view_roots { const sku_row_t *rows; const win_sums_t *win; "
-        "const char *const *dims; uint32_t cur; uint32_t reserved; void *ctx; "
+        "const char *const *dims; uint32_t cur; uint32_t reads; void *ctx; "
         "int (*has_tag)(void *ctx, uint32_t sku, const char *tag, size_t len); "
         "void (*attr_get)(void *ctx, uint32_t sku, const char *name, size_t len, "
         "attr_value_t *out); "

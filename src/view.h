@@ -54,12 +54,15 @@ typedef struct attr_value {
     const char *str;    /* ATTR_STRING (decoded) or ATTR_JSON (raw text); not NUL-terminated */
 } attr_value_t;
 
+/* Bits of view_roots_t.reads: what kind of field a rule function read. */
+#define VIEW_READ_WINDOWS 1u    /* any s.<metric>_<window> */
+
 typedef struct view_roots {
     const sku_row_t *rows;      /* by internal id */
     const win_sums_t *win;      /* by sku_row_t.win; entry 0 is all zero */
     const char *const *dims;    /* dimension strings by id; dims[0] = "" */
     uint32_t cur;               /* the SKU being evaluated */
-    uint32_t reserved;
+    uint32_t reads;             /* VIEW_READ_* bits, set by the view on reads; the engine clears it */
     void *ctx;                  /* passed back to the callbacks */
     /* 1 if the SKU has the tag, else 0. */
     int (*has_tag)(void *ctx, uint32_t sku, const char *tag, size_t len);

@@ -183,6 +183,31 @@ def show_diff(cli, ref, name, exp, got):
         print(f"        server ({status}): {json.dumps(st, sort_keys=True)[:900]}")
 
 
+def compare_counters(cli, ref, when, n_top=100, n_random=50):
+    """Every windowed counter (sales, gmv, views, clicks, carts over 1h, 24h,
+    7d) of the most active SKUs and of random active ones, via GET /api/skus."""
+    active = sorted((s for s in ref.skus.values() if s.events), key=lambda s: (-len(s.events), s.id))
+    rnd = random.Random(11)
+    picks = active[:n_top] + rnd.sample(active[n_top:], min(n_random, max(0, len(active) - n_top)))
+    bad = []
+    for sku in picks:
+        status, st = cli.get(f"/api/skus/{q(sku.id)}")
+        counters = st.get("counters") if status == 200 else None
+        if counters is None:
+            bad.append((sku.id, f"status {status}, no counters"))
+            continue
+        exp = R.window_sums(sku.events, ref.clock)
+        for w in ("1h", "24h", "7d"):
+            got = counters.get(w) or {}
+            for m in ("sales", "views", "clicks", "carts", "gmv"):
+                e, g = exp[f"{m}_{w}"], got.get(m)
+                ok = (isinstance(g, (int, float)) and abs(g - e) <= 1e-9 * max(1.0, abs(e))) if m == "gmv" else g == e
+                if not ok:
+                    bad.append((sku.id, f"{m}_{w}: expected {e}, got {g}"))
+    check(not bad, f"{when}: windowed counters of {len(picks)} active SKUs equal the reference "
+                   f"({len(bad)} differences)", "; ".join(f"{a}: {b}" for a, b in bad[:6]))
+
+
 def post_batches(cli, ref, batches, first_line):
     """Posts the batches; checks each answer against the reference."""
     global_line = first_line
@@ -310,6 +335,7 @@ def main():
         done = post_batches(cli, ref, batches[:half], 0)
         mid_clock = ref.clock
         mid_expected, mid_got = compare_pools(cli, ref, "mid-stream", ranked_ok)
+        compare_counters(cli, ref, "mid-stream")
         mid_sales = {s: R.View(ref.skus[s], ref.clock).sales_24h
                      for s in mid_expected["bestsellers_24h"] if s in ref.skus}
         post_batches(cli, ref, batches[half:], done)
@@ -319,6 +345,7 @@ def main():
         check(health.get("clock") in (None, ref.clock), f"event clock {health.get('clock')} == {ref.clock}")
         check(health.get("skus") in (None, len(ref.skus)), f"live SKUs {health.get('skus')} == {len(ref.skus)}")
         end_expected, end_got = compare_pools(cli, ref, "end", ranked_ok)
+        compare_counters(cli, ref, "end")
 
         # The sales_24h pool lost members only because time moved on.
         best = "bestsellers_24h"
@@ -336,7 +363,10 @@ def main():
             c = (st.get("counters") or {}).get("24h") if status == 200 else None
             if c is not None:
                 exp = R.View(ref.skus[s], ref.clock)
-                check(c.get("sales") == exp.sales_24h and c.get("gmv") == exp.gmv_24h,
+                # the API prints reals with 15 significant digits
+                gmv = c.get("gmv")
+                check(c.get("sales") == exp.sales_24h and isinstance(gmv, (int, float))
+                      and abs(gmv - exp.gmv_24h) <= 1e-9 * max(1.0, abs(exp.gmv_24h)),
                       f"{s}: 24h counters {c} == sales {exp.sales_24h} gmv {exp.gmv_24h}")
 
         # GET /api/pools: sizes and schedule flags.
@@ -415,7 +445,7 @@ def main():
                 lines = log.read().splitlines()
                 asan = [i for i, l in enumerate(lines) if "Sanitizer" in l and "ERROR" in l]
                 tail = lines[asan[0]:asan[0] + 80] if asan else lines[-30:]
-                print("--- server log (last 30 lines):")
+                print("--- server log (" + ("sanitizer report" if asan else "last 30 lines") + "):")
                 print("\n".join(tail))
             log.close()
         shutil.rmtree(tmp, ignore_errors=True)

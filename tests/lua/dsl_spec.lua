@@ -98,7 +98,8 @@ return pool "flash" {
   end)
 
   it("requires the file to return a pool", function()
-    assert.matches('must end with: return pool "flash"', fails('pool "flash" {}'), 1, true)
+    assert.are.equal('rules/flash.lua:3: a rule file must end with: return pool "flash" { ... }',
+      fails('local x = 1\n\npool "flash" {}\n\n'))
     assert.matches('must end with: return pool', fails('return { title = "x" }'), 1, true)
   end)
 
@@ -106,6 +107,13 @@ return pool "flash" {
     assert.matches("^rules/flash.lua:3: .*unexpected symbol", fails('local a = 1\n\nlocal b = = 2\nreturn pool "flash" {}'))
     assert.matches("^rules/flash.lua:2: attempt to call global 'nope'", fails('\nnope()\nreturn pool "flash" {}'))
     assert.matches("^rules/flash.lua:2: custom", fails('\nerror("custom")\nreturn pool "flash" {}'))
+  end)
+
+  it("keeps long file names whole (LuaJIT shortens them in messages)", function()
+    local file = ("deep/"):rep(20) .. "flash.lua"
+    assert.are.equal(file .. ":2: unexpected symbol near '='", fails('\nlocal x = = 1', file))
+    assert.are.equal(file .. ":3: attempt to call global 'nope' (a nil value)", fails('\n\nnope()', file))
+    assert.are.equal(file .. ':2: unknown key "x" in pool "flash"', fails('return pool "flash" {\n x = 1 }', file))
   end)
 
   it("validates examples", function()

@@ -16,7 +16,7 @@ typedef struct win_sums { uint32_t sales[3]; uint32_t views[3]; uint32_t clicks[
   uint32_t carts[3]; double gmv[3]; } win_sums_t;
 typedef struct attr_value { int32_t type; int32_t len; double num; const char *str; } attr_value_t;
 typedef struct view_roots { const sku_row_t *rows; const win_sums_t *win;
-  const char *const *dims; uint32_t cur; uint32_t reserved; void *ctx;
+  const char *const *dims; uint32_t cur; uint32_t reads; void *ctx;
   int (*has_tag)(void *ctx, uint32_t sku, const char *tag, size_t len);
   void (*attr_get)(void *ctx, uint32_t sku, const char *name, size_t len, attr_value_t *out);
   const char *(*sku_name)(void *ctx, uint32_t sku); } view_roots_t;
