@@ -63,7 +63,7 @@ static void h_pool(void *app, const http_req_t *req, const char *const *args, ht
     json_object_set_new(o, "file", json_string(p->file));
     json_object_set_new(o, "where", json_string(p->where));
     json_object_set_new(o, "has_match", json_boolean(p->has_match));
-    json_object_set_new(o, "ranked", json_false());
+    json_object_set_new(o, "ranked", json_boolean(p->has_rank));
     json_object_set_new(o, "limit", p->limit ? json_integer(p->limit) : json_null());
     json_object_set_new(o, "active_from", p->active_from ? json_integer(p->active_from) : json_null());
     json_object_set_new(o, "active_to", p->active_to ? json_integer(p->active_to) : json_null());
@@ -104,25 +104,42 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
     }
     const store_t *st = engine_store_for_readers(api->engine);
     json_t *members = json_array();
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(p->members, &it);
-    bool more = roaring_move_uint32_iterator_equalorlarger(&it, (uint32_t)cursor);
-    uint64_t n = 0;
     json_t *next = json_null();
-    while (more) {
-        if (n == limit) {
-            char buf[24];
-            snprintf(buf, sizeof buf, "%u", it.current_value);
+    uint64_t n = 0;
+    char buf[24];
+    if (p->order) {
+        /* Ranked pool: rank order (pins first); the cursor is a position. */
+        uint64_t pos = cursor;
+        for (; pos < p->norder && n < limit; pos++) {
+            const char *name = store_read_name(st, p->order[pos]);
+            if (name) {
+                json_array_append_new(members, json_string(name));
+                n++;
+            }
+        }
+        if (pos < p->norder) {
+            snprintf(buf, sizeof buf, "%llu", (unsigned long long)pos);
             json_decref(next);
             next = json_string(buf);
-            break;
         }
-        const char *name = store_read_name(st, it.current_value);
-        if (name) {
-            json_array_append_new(members, json_string(name));
-            n++;
+    } else {
+        roaring_uint32_iterator_t it;
+        roaring_init_iterator(p->members, &it);
+        bool more = roaring_move_uint32_iterator_equalorlarger(&it, (uint32_t)cursor);
+        while (more) {
+            if (n == limit) {
+                snprintf(buf, sizeof buf, "%u", it.current_value);
+                json_decref(next);
+                next = json_string(buf);
+                break;
+            }
+            const char *name = store_read_name(st, it.current_value);
+            if (name) {
+                json_array_append_new(members, json_string(name));
+                n++;
+            }
+            more = roaring_advance_uint32_iterator(&it);
         }
-        more = roaring_advance_uint32_iterator(&it);
     }
     json_t *o = json_object();
     json_object_set_new(o, "pool", json_string(p->name));

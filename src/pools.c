@@ -11,14 +11,17 @@ static void ctx_reserve(pool_ctx_t *ctx, size_t n) {
     while (cap < n) cap *= 2;
     ctx->cand = xrealloc(ctx->cand, cap * sizeof *ctx->cand);
     ctx->out = xrealloc(ctx->out, cap);
+    ctx->score = xrealloc(ctx->score, cap * sizeof *ctx->score);
     ctx->cap = cap;
 }
 
 void pool_ctx_free(pool_ctx_t *ctx) {
     free(ctx->cand);
     free(ctx->out);
+    free(ctx->score);
     ctx->cand = NULL;
     ctx->out = NULL;
+    ctx->score = NULL;
     ctx->cap = 0;
 }
 
@@ -73,6 +76,7 @@ pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err
     p->log = xcalloc(POOL_LOG_CAP, sizeof *p->log);
     p->active = schedule_active(def, ctx->now);
     p->view_stale = true;
+    if (def->has_rank) p->ranking = rank_index_new();
     return p;
 }
 
@@ -86,6 +90,8 @@ void pool_free(pool_t *p, rulevm_t *vm) {
     free(p->log);
     free(p->last_error);
     pool_view_free(p->view);
+    rank_index_free(p->ranking);
+    free(p->order);
     free(p);
 }
 
@@ -134,6 +140,54 @@ static long run_match(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n,
     return nerr;
 }
 
+static long run_rank(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n, rule_error_t *err) {
+    ctx->roots->reads = 0;
+    long nerr = rulevm_rank(ctx->vm, p->def, ids, n, ctx->score, err);
+    if (ctx->roots->reads & VIEW_READ_WINDOWS) p->reads_windows = true;
+    return nerr;
+}
+
+static void apply_new_members(pool_t *p, pool_ctx_t *ctx, roaring_bitmap_t *next);
+
+/* Ranks the candidates ctx->cand[0..n) and (re)inserts them. */
+static void rank_candidates(pool_t *p, pool_ctx_t *ctx, size_t n) {
+    if (n == 0) return;
+    rule_error_t err;
+    long nerr = run_rank(p, ctx, ctx->cand, n, &err);
+    note_errors(p, nerr, &err);
+    for (size_t i = 0; i < n; i++)
+        rank_index_set(p->ranking, ctx->cand[i], ctx->score[i], store_name(ctx->store, ctx->cand[i]));
+}
+
+/* Members of a ranked pool from its ranking: the live pins in list order,
+ * then the first `limit` candidates that are not pins. */
+static void ranked_refresh(pool_t *p, pool_ctx_t *ctx) {
+    const rule_def_t *d = p->def;
+    size_t count = rank_index_count(p->ranking);
+    size_t top = d->limit > 0 && (size_t)d->limit < count ? (size_t)d->limit : count;
+    size_t need = top + d->npin;
+    if (need > p->order_cap) {
+        p->order_cap = need * 2;
+        p->order = xrealloc(p->order, p->order_cap * sizeof *p->order);
+    }
+    roaring_bitmap_t *next = roaring_bitmap_create();
+    size_t n = 0;
+    for (size_t i = 0; i < d->npin; i++) {
+        uint32_t id;
+        if (store_find(ctx->store, d->pin[i], strlen(d->pin[i]), &id) == 0 &&
+            !listed(ctx, d->exclude, d->nexclude, id) && roaring_bitmap_add_checked(next, id))
+            p->order[n++] = id;
+    }
+    size_t npins = n;
+    rank_index_range(p->ranking, 0, top, p->order + n);
+    for (size_t i = 0; i < top; i++) {
+        uint32_t id = p->order[npins + i];
+        if (roaring_bitmap_add_checked(next, id)) p->order[n++] = id;
+    }
+    p->norder = n;
+    apply_new_members(p, ctx, next);
+}
+
 void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
     if (n == 0) return;
     if (!p->active) return; /* empty while inactive; the schedule tick clears it */
@@ -153,14 +207,31 @@ void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
     else memset(ctx->out, 1, nc);
     note_errors(p, nerr, &err);
     rows = store_rows(ctx->store);
+    if (p->ranking) {
+        /* Keep the candidates that matched (and are not excluded) in
+         * ctx->cand, drop the rest from the ranking, rank the survivors. */
+        size_t c = 0, kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t id = ids[i];
+            bool in = false;
+            if (c < nc && ctx->cand[c] == id) in = ctx->out[c++] != 0;
+            if (in && p->def->nexclude && listed(ctx, p->def->exclude, p->def->nexclude, id)) in = false;
+            if (in) ctx->cand[kept++] = id; /* kept <= c: never overwrites an unread candidate */
+            else rank_index_remove(p->ranking, id);
+        }
+        rank_candidates(p, ctx, kept);
+        ranked_refresh(p, ctx);
+        return;
+    }
     size_t c = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids[i];
         bool in = false;
         if (c < nc && ctx->cand[c] == id) in = ctx->out[c++] != 0;
         if (p->def->nexclude && in && listed(ctx, p->def->exclude, p->def->nexclude, id)) in = false;
-        if (p->def->npin && !in && id < limit && rows[id].live && listed(ctx, p->def->pin, p->def->npin, id))
-            in = true;
+        if (p->def->npin && !in && id < limit && rows[id].live && listed(ctx, p->def->pin, p->def->npin, id) &&
+            !listed(ctx, p->def->exclude, p->def->nexclude, id))
+            in = true; /* a pin is a member unless it is also excluded */
         bool was = roaring_bitmap_contains(p->members, id);
         if (in == was) continue;
         if (in) roaring_bitmap_add(p->members, id);
@@ -186,10 +257,36 @@ static void apply_new_members(pool_t *p, pool_ctx_t *ctx, roaring_bitmap_t *next
 
 void pool_recompute(pool_t *p, pool_ctx_t *ctx) {
     if (!p->active) {
+        if (p->ranking) {
+            rank_index_free(p->ranking);
+            p->ranking = rank_index_new();
+            p->norder = 0;
+        }
         apply_new_members(p, ctx, roaring_bitmap_create());
         return;
     }
     roaring_bitmap_t *cand = tagexpr_eval_bitmap(p->where, resolve_tag, ctx, store_live(ctx->store));
+    if (p->ranking) {
+        size_t n = (size_t)roaring_bitmap_get_cardinality(cand);
+        ctx_reserve(ctx, n);
+        roaring_bitmap_to_uint32_array(cand, ctx->cand);
+        roaring_bitmap_free(cand);
+        rule_error_t err;
+        long nerr = p->def->has_match && n ? run_match(p, ctx, ctx->cand, n, &err) : 0;
+        if (!p->def->has_match) memset(ctx->out, 1, n);
+        note_errors(p, nerr, &err);
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t id = ctx->cand[i];
+            if (ctx->out[i] && !(p->def->nexclude && listed(ctx, p->def->exclude, p->def->nexclude, id)))
+                ctx->cand[kept++] = id;
+        }
+        rank_index_free(p->ranking);
+        p->ranking = rank_index_new();
+        rank_candidates(p, ctx, kept);
+        ranked_refresh(p, ctx);
+        return;
+    }
     roaring_bitmap_t *next;
     if (p->def->has_match) {
         size_t n = (size_t)roaring_bitmap_get_cardinality(cand);
@@ -205,15 +302,15 @@ void pool_recompute(pool_t *p, pool_ctx_t *ctx) {
     } else {
         next = cand;
     }
-    for (size_t i = 0; i < p->def->nexclude; i++) {
-        uint32_t id;
-        if (store_find(ctx->store, p->def->exclude[i], strlen(p->def->exclude[i]), &id) == 0)
-            roaring_bitmap_remove(next, id);
-    }
     for (size_t i = 0; i < p->def->npin; i++) {
         uint32_t id;
         if (store_find(ctx->store, p->def->pin[i], strlen(p->def->pin[i]), &id) == 0)
             roaring_bitmap_add(next, id);
+    }
+    for (size_t i = 0; i < p->def->nexclude; i++) { /* exclusion wins over a pin */
+        uint32_t id;
+        if (store_find(ctx->store, p->def->exclude[i], strlen(p->def->exclude[i]), &id) == 0)
+            roaring_bitmap_remove(next, id);
     }
     roaring_bitmap_run_optimize(next);
     apply_new_members(p, ctx, next);
@@ -255,6 +352,11 @@ pool_view_t *pool_publish(pool_t *p, retire_list_t *rl) {
     v->errors = p->errors;
     v->last_error = p->last_error ? xstrdup(p->last_error) : NULL;
     v->changes_retained_from = p->log_len ? p->log[p->log_head].seq : p->seq + 1;
+    if (p->ranking) {
+        v->order = xmalloc((p->norder ? p->norder : 1) * sizeof *v->order);
+        memcpy(v->order, p->order, p->norder * sizeof *v->order);
+        v->norder = p->norder;
+    }
     if (p->view) retire_push(rl, pool_view_retire, NULL, p->view);
     p->view = v;
     p->view_stale = false;

@@ -20,6 +20,7 @@
 #include <roaring/roaring.h>
 #include "epoch.h"
 #include "publish.h"
+#include "rank_index.h"
 #include "rulevm.h"
 #include "store.h"
 #include "tagexpr.h"
@@ -45,6 +46,12 @@ typedef struct pool {
     int64_t updated_at;
     bool active;
     bool reads_windows; /* its rule has read a windowed counter (sticky) */
+    /* Ranked pools (rule with `rank`): every candidate (live, where, match,
+     * not excluded) by rank; the members are the pins, then the first
+     * `limit` candidates (all of them without a limit), in that order. */
+    rank_index_t *ranking;
+    uint32_t *order;
+    size_t norder, order_cap;
     pool_change_t *log; /* ring */
     size_t log_head, log_len;
     uint64_t errors;
@@ -62,6 +69,7 @@ typedef struct pool_ctx {
     int64_t now;
     uint32_t *cand;
     uint8_t *out;
+    double *score;
     size_t cap;
 } pool_ctx_t;
 

@@ -11,6 +11,7 @@ void pool_view_free(pool_view_t *pv) {
     free(pv->file);
     free(pv->where);
     free(pv->last_error);
+    free(pv->order);
     roaring_bitmap_free(pv->members);
     free(pv);
 }

@@ -40,6 +40,8 @@ typedef struct pool_view {
     uint64_t errors;            /* rule evaluation errors so far */
     char *last_error;           /* "file:line: message" or NULL */
     uint64_t changes_retained_from; /* oldest seq still in the change log */
+    uint32_t *order;            /* ranked pools: the members in rank order (pins first); else NULL */
+    size_t norder;
 } pool_view_t;
 
 void pool_view_free(pool_view_t *pv);

@@ -84,6 +84,7 @@ typedef struct inner {
 typedef struct map_slot {
     uint32_t id; /* NONE = empty */
     uint32_t leaf;
+    double score; /* the entry's stored score: a route guess before the leaf loads */
 } map_slot_t;
 
 /* A root-to-leaf route: node[h]/idx[h] for inner levels h = height..1. */
@@ -195,24 +196,23 @@ static inline map_slot_t *map_find(const rank_index_t *ri, uint32_t id) {
     }
 }
 
-static void map_insert_raw(rank_index_t *ri, uint32_t id, uint32_t leaf) {
-    uint32_t i = map_home(ri, id);
+static void map_insert_raw(rank_index_t *ri, const map_slot_t *e) {
+    uint32_t i = map_home(ri, e->id);
     while (ri->map[i].id != NONE) i = (i + 1) & ri->map_mask;
-    ri->map[i].id = id;
-    ri->map[i].leaf = leaf;
+    ri->map[i] = *e;
 }
 
 /* id must be absent. Keeps the load at or below 3/4. */
-static void map_put(rank_index_t *ri, uint32_t id, uint32_t leaf) {
+static void map_put(rank_index_t *ri, uint32_t id, uint32_t leaf, double score) {
     size_t cap = (size_t)ri->map_mask + 1;
     if ((ri->map_n + 1) * 4 > cap * 3) {
         map_slot_t *old = ri->map;
         map_init(ri, 64u - ri->map_shift + 1u);
         for (size_t i = 0; i < cap; i++)
-            if (old[i].id != NONE) map_insert_raw(ri, old[i].id, old[i].leaf);
+            if (old[i].id != NONE) map_insert_raw(ri, &old[i]);
         free(old);
     }
-    map_insert_raw(ri, id, leaf);
+    map_insert_raw(ri, &(map_slot_t){id, leaf, score});
     ri->map_n++;
 }
 
@@ -289,11 +289,19 @@ static void inner_release(rank_index_t *ri, uint32_t i) {
     ri->inner_free = i;
 }
 
-/* Asks for every line of leaf li: header and ids first (the id scan),
- * then scores and ties. */
-static inline void leaf_prefetch(const rank_index_t *ri, uint32_t li) {
-    const char *p = (const char *)&ri->leaves[li];
-    for (size_t o = 0; o < sizeof(leaf_t); o += 64) __builtin_prefetch(p + o, 1);
+/* Prefetches of a leaf: a burst of more lines than the core tracks misses
+ * for would stall, so ask only for what comes first. For an id scan: the
+ * header and ids. For a binary search: the header and scores. */
+static inline void leaf_prefetch_ids(const rank_index_t *ri, uint32_t li) {
+    const leaf_t *l = &ri->leaves[li];
+    __builtin_prefetch(l, 1);
+    for (uint32_t j = 0; j < RI_LEAF_MAX; j += 16) __builtin_prefetch(&l->id[j], 1);
+}
+
+static inline void leaf_prefetch_scores(const rank_index_t *ri, uint32_t li) {
+    const leaf_t *l = &ri->leaves[li];
+    __builtin_prefetch(l, 1);
+    for (uint32_t j = 0; j < RI_LEAF_MAX; j += 8) __builtin_prefetch(&l->score[j], 1);
 }
 
 /* -- Leaf edits ------------------------------------------------------------ */
@@ -357,10 +365,12 @@ static void leaf_append(rank_index_t *ri, leaf_t *dst, uint32_t dst_idx, const l
  * separators sep[1..n) at or before k. */
 static inline uint32_t inner_child(const inner_t *in, const rkey_t *k) {
     const double *a = in->sep_score + 1;
-    uint32_t m = in->n - 1;
-    uint32_t lo = count_above(a, m, k->score);
-    if (lo == m || a[lo] != k->score) return lo;
-    uint32_t hi = count_at_least(a, m, k->score);
+    uint32_t m = in->n - 1, lo = 0, hi = 0;
+    for (uint32_t j = 0; j < m; j++) { /* independent loads, no branch on data */
+        lo += a[j] > k->score;
+        hi += a[j] >= k->score;
+    }
+    if (lo == hi) return lo;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
         if (tie_cmp(&k->t, k->id, &in->sep_tie[mid + 1], in->sep_id[mid + 1]) >= 0)
@@ -461,7 +471,7 @@ static void tree_insert(rank_index_t *ri, const path_t *path, const rkey_t *k, b
         if (in_map)
             map_update(ri, k->id, cur);
         else
-            map_put(ri, k->id, cur);
+            map_put(ri, k->id, cur, k->score);
         return;
     }
 
@@ -488,7 +498,7 @@ static void tree_insert(rank_index_t *ri, const path_t *path, const rkey_t *k, b
     if (in_map)
         map_update(ri, k->id, dest);
     else
-        map_put(ri, k->id, dest);
+        map_put(ri, k->id, dest, k->score);
 
     /* Hand the new right node up until a parent has room. */
     rkey_t sep = leaf_key(r, 0);
@@ -619,16 +629,22 @@ static bool inner_rebalance(rank_index_t *ri, uint32_t gn, uint32_t j) {
     return true;
 }
 
-/* Removes entry s of leaf li. keep_map: leave id's map slot (a move will
- * point it at the new leaf). Returns true if any separator or node changed,
- * which invalidates routes computed before the call. */
-static bool tree_remove(rank_index_t *ri, uint32_t li, uint32_t s, bool keep_map) {
+/* Removes entry s of leaf li. guess: a route computed from a guessed key
+ * (or NULL); it is right iff it ends at li, the tree having one route per
+ * leaf. keep_map: leave id's map slot (a move points it at the new leaf).
+ * Returns true if any separator or node changed, which invalidates routes
+ * computed before the call. */
+static bool tree_remove(rank_index_t *ri, uint32_t li, uint32_t s, bool keep_map, const path_t *guess) {
     path_t path;
     rkey_t k = leaf_key(&ri->leaves[li], s);
-    descend(ri, &k, &path);
-    if (path.leaf != li) { /* cannot happen while the invariants hold */
-        log_error("rank_index: id %u not found under its key", k.id);
-        abort();
+    if (guess && guess->leaf == li) {
+        path = *guess;
+    } else {
+        descend(ri, &k, &path);
+        if (path.leaf != li) { /* cannot happen while the invariants hold */
+            log_error("rank_index: id %u not found under its key", k.id);
+            abort();
+        }
     }
     for (unsigned h = ri->height; h > 0; h--) ri->inners[path.node[h]].cnt[path.idx[h]]--;
     leaf_t *l = &ri->leaves[li];
@@ -703,23 +719,36 @@ static uint32_t slot_in_leaf(const rank_index_t *ri, uint32_t li, uint32_t id) {
     return s;
 }
 
+/* The lowest key with this score: routes to the first leaf that may hold
+ * an entry of that score. */
+static inline rkey_t score_key(double score) { return (rkey_t){score, {0, 0, ""}, 0}; }
+
 void rank_index_set(rank_index_t *ri, uint32_t id, double score, const char *name) {
     if (!ri || id == NONE || !name) return;
+    /* Memory latency rules: the map slot, then the old leaf, load while
+     * the new and old routes are computed over the (mostly cached) inner
+     * nodes; the new key's leaf is prefetched as soon as it is known. */
+    __builtin_prefetch(&ri->map[map_home(ri, id)], 1);
     rkey_t k = make_key(id, score, name);
-    /* The map slot and the target leaf load while the route is computed. */
-    __builtin_prefetch(&ri->map[map_home(ri, id)]);
     path_t path;
     descend(ri, &k, &path);
-    leaf_prefetch(ri, path.leaf);
+    leaf_prefetch_scores(ri, path.leaf);
     map_slot_t *ms = map_find(ri, id);
     if (!ms) {
         tree_insert(ri, &path, &k, false);
         return;
     }
     uint32_t li = ms->leaf;
-    if (li != path.leaf) leaf_prefetch(ri, li);
+    path_t opath;
+    opath.leaf = NONE;
+    if (li != path.leaf) { /* the old route, computed while the old leaf loads */
+        leaf_prefetch_ids(ri, li);
+        rkey_t old = {ms->score, k.t, id}; /* guess: the name is unchanged */
+        descend(ri, &old, &opath);
+    }
     uint32_t s = slot_in_leaf(ri, li, id);
     leaf_t *l = &ri->leaves[li];
+    ms->score = k.score; /* moves never resize the map: ms stays valid */
     if (l->score[s] == k.score && l->tie[s].name == name) {
         l->score[s] = k.score; /* -0.0 vs 0.0: same rank, keep the latest */
         return;
@@ -732,7 +761,7 @@ void rank_index_set(rank_index_t *ri, uint32_t id, double score, const char *nam
         leaf_insert_at(l, leaf_lower(l, &k), &k);
         return;
     }
-    if (tree_remove(ri, li, s, true)) descend(ri, &k, &path);
+    if (tree_remove(ri, li, s, true, &opath)) descend(ri, &k, &path);
     tree_insert(ri, &path, &k, true);
 }
 
@@ -741,8 +770,11 @@ void rank_index_remove(rank_index_t *ri, uint32_t id) {
     map_slot_t *ms = map_find(ri, id);
     if (!ms) return;
     uint32_t li = ms->leaf;
-    leaf_prefetch(ri, li);
-    tree_remove(ri, li, slot_in_leaf(ri, li, id), false);
+    leaf_prefetch_ids(ri, li);
+    rkey_t guess = score_key(ms->score);
+    path_t path;
+    descend(ri, &guess, &path);
+    tree_remove(ri, li, slot_in_leaf(ri, li, id), false, &path);
 }
 
 bool rank_index_contains(const rank_index_t *ri, uint32_t id) {
@@ -755,15 +787,21 @@ long rank_index_position(const rank_index_t *ri, uint32_t id) {
     if (!ri || id == NONE) return -1;
     map_slot_t *ms = map_find(ri, id);
     if (!ms) return -1;
-    uint32_t s = slot_in_leaf(ri, ms->leaf, id);
-    rkey_t k = leaf_key(&ri->leaves[ms->leaf], s);
+    uint32_t li = ms->leaf;
+    const leaf_t *l = &ri->leaves[li];
+    leaf_prefetch_ids(ri, li);
+    rkey_t guess = score_key(ms->score);
+    path_t path;
+    descend(ri, &guess, &path);
+    uint32_t s = slot_in_leaf(ri, li, id);
+    if (path.leaf != li) {
+        rkey_t k = leaf_key(l, s);
+        descend(ri, &k, &path);
+    }
     size_t pos = s;
-    uint32_t cur = ri->root;
     for (unsigned h = ri->height; h > 0; h--) {
-        const inner_t *in = &ri->inners[cur];
-        uint32_t j = inner_child(in, &k);
-        for (uint32_t t = 0; t < j; t++) pos += in->cnt[t];
-        cur = in->child[j];
+        const inner_t *in = &ri->inners[path.node[h]];
+        for (uint32_t t = 0; t < path.idx[h]; t++) pos += in->cnt[t];
     }
     return (long)pos;
 }
@@ -808,8 +846,7 @@ size_t rank_index_range(const rank_index_t *ri, size_t from, size_t n, uint32_t 
 double rank_index_score(const rank_index_t *ri, uint32_t id) {
     if (!ri || id == NONE) return NAN;
     map_slot_t *ms = map_find(ri, id);
-    if (!ms) return NAN;
-    return ri->leaves[ms->leaf].score[slot_in_leaf(ri, ms->leaf, id)];
+    return ms ? ms->score : NAN;
 }
 
 size_t rank_index_memory(const rank_index_t *ri) {
@@ -865,7 +902,8 @@ static int check_node(check_state_t *st, uint32_t node, unsigned h, bool is_root
             st->prev = k;
             st->have_prev = true;
             const map_slot_t *ms = map_find(ri, k.id);
-            if (!ms || ms->leaf != node) CHECK_FAIL("rank_index: map entry of id %u is wrong", k.id);
+            if (!ms || ms->leaf != node || !(ms->score == k.score))
+                CHECK_FAIL("rank_index: map entry of id %u is wrong", k.id);
         }
         *count = l->n;
         if (l->n) *first = leaf_key(l, 0);

@@ -144,7 +144,8 @@ def fetch_members(cli, name):
             break
         if pages > SKUS // PAGE + 50:
             return None, "too many pages (cursor does not advance?)"
-    info = {"pages": pages, "size": size, "seqs": seqs, "dups": len(members) - len(set(members))}
+    info = {"pages": pages, "size": size, "seqs": seqs, "dups": len(members) - len(set(members)),
+            "list": members}
     return set(members), info
 
 
@@ -168,6 +169,10 @@ def compare_pools(cli, ref, when, ranked_ok):
                                f"(expected {len(exp)}, got {len(got)}, {info['pages']} pages)")
         if not ok:
             show_diff(cli, ref, name, exp, got)
+        elif rule.rank is not None:
+            order = ref.ranked_order(rule)
+            check(info["list"] == order, f"{when}: ranked pool {name} is listed in rank order",
+                  [(i, a, b) for i, (a, b) in enumerate(zip(info["list"], order)) if a != b][:5])
     return expected, got_all
 
 

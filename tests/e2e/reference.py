@@ -450,6 +450,16 @@ class Reference:
         tags = self.all_tags()
         return {r.name: self.pool(r, now, tags) for r in rules}
 
+    def ranked_order(self, rule, now=None):
+        """Members of a ranked pool in the order the API lists them: the
+        pins (list order), then the candidates by rank, ties by SKU id."""
+        now = self.clock if now is None else now
+        members = self.pool(rule, now)
+        pins = [p for p in rule.pin if p in members]
+        rest = [sid for sid in members if sid not in pins]
+        rest.sort(key=lambda sid: (-rule.rank(View(self.skus[sid], now)), sid))
+        return pins + rest
+
     def pool(self, rule, now=None, tags=None):
         now = self.clock if now is None else now
         if rule.active and not (rule.active[0] <= now < rule.active[1]):
