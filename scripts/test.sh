@@ -37,6 +37,7 @@ step "unit tests" ctest --test-dir build --output-on-failure
 step "busted specs" luajit /usr/bin/busted tests/lua
 step "poold check rules" build/poold check rules
 step "end-to-end" python3 tests/e2e/e2e_test.py build/poold
+step "command line" python3 tests/e2e/cli_test.py build/poold
 step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then

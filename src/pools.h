@@ -2,7 +2,7 @@
  * change log with per-pool sequence numbers, and its published read form.
  *
  * Writer thread only. Membership is
- *     live & where & match & !exclude  |  live & pin      (while active)
+ *     live & where & match & !exclude  |  live & pin & !exclude   (while active)
  * and empty while the rule's `active` schedule says the pool is off.
  * Every change of membership (a SKU joins or leaves) takes the pool's next
  * sequence number and is appended to the change log (a ring of the latest
