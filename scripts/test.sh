@@ -47,6 +47,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     step "asan build" build build-asan -DPOOLD_SANITIZE=ON
     step "asan unit tests" ctest --test-dir build-asan --output-on-failure
     step "asan end-to-end" python3 tests/e2e/e2e_test.py build-asan/poold
+    step "asan command line" python3 tests/e2e/cli_test.py build-asan/poold
 fi
 
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then

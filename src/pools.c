@@ -354,7 +354,7 @@ pool_view_t *pool_publish(pool_t *p, retire_list_t *rl) {
     v->changes_retained_from = p->log_len ? p->log[p->log_head].seq : p->seq + 1;
     if (p->ranking) {
         v->order = xmalloc((p->norder ? p->norder : 1) * sizeof *v->order);
-        memcpy(v->order, p->order, p->norder * sizeof *v->order);
+        if (p->norder) memcpy(v->order, p->order, p->norder * sizeof *v->order);
         v->norder = p->norder;
     }
     if (p->view) retire_push(rl, pool_view_retire, NULL, p->view);

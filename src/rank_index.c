@@ -1,19 +1,22 @@
 /* rank_index.c - counted B+tree over (score desc, name asc, id asc).
  *
- * Layout. Leaves hold up to leaf_max entries as parallel arrays sorted by
- * the rank order: score, the name's first 16 bytes as two big-endian words
- * (p1, p2; zero padded), the name pointer and the id; plus a `next` link to
- * the following leaf (range scans). Comparing two entries reads the name
- * string only when scores and the 16-byte prefixes are equal and both names
- * are longer than 15 bytes: ties (many SKUs share score 0) are settled
- * without touching the caller's strings, whose cache misses would
- * otherwise dominate. Inner nodes hold up to inner_max children with, per
- * child, the entry count of its subtree (cnt) and a separator key (sep_*).
- * Nodes live in two growable arrays (leaves[], inners[]) addressed by
- * uint32 index, with free lists: no malloc per insert once grown. An
- * open-addressing hash (linear probing, backward-shift delete) maps id ->
- * leaf index; it costs 8-21 bytes per entry however the pool's ids are
- * spread, where a dense array costs 4 bytes per possible id in every pool.
+ * Layout. Nodes live in two growable arrays (leaves[], inners[]) addressed
+ * by uint32 index, with free lists: no malloc per operation once grown.
+ *   - A leaf holds up to leaf_max entries {id, score, tie} in physical
+ *     slots that never move while the entry stays in the leaf; order[]
+ *     lists the slots in rank order and shares the first cache line with
+ *     the header, so an insert or erase shifts a few bytes instead of the
+ *     entries. `next` links the leaves in rank order (range scans).
+ *   - tie = the name's first 16 bytes as two big-endian words (zero padded)
+ *     plus the name pointer. Equal scores (thousands of SKUs share 0) are
+ *     settled without reading the caller's strings unless two names share
+ *     their first 16 bytes.
+ *   - An inner node holds up to inner_max children with, per child, the
+ *     entry count of its subtree (cnt) and a separator key (sep_*).
+ *   - An open-addressing hash (linear probing, backward-shift delete, load
+ *     <= 3/4) maps id -> {leaf, score}: 16 B slots, 21-43 B per entry,
+ *     however the pool's ids are spread (a dense array would cost 4+ B per
+ *     possible id in every ranked pool).
  *
  * Invariants (rank_index_check verifies all of them).
  *   - Keys are unique (ids are) and strictly increasing along the leaf
@@ -22,21 +25,28 @@
  *     subtree, never a stale copy. Since a separator's name points at the
  *     caller's string, exactness is what keeps it valid: the entry it came
  *     from is still in the index. sep[0] is never read. Routing by exact
- *     separators sends a new key to slot >= 1 of its leaf unless the leaf
- *     is the first one, so inserts only create separators (splits); a
- *     remove at slot 0 and every borrow/merge rewrite the one separator
+ *     separators sends a new key to position >= 1 of its leaf unless the
+ *     leaf is the first one, so inserts only create separators (splits); a
+ *     remove at position 0 and every borrow/merge rewrite the one separator
  *     naming the changed first key.
  *   - cnt[j] is the number of entries under child j.
  *   - Every node but the root is at least half full (leaf_min, inner_min);
  *     an inner root has >= 2 children; an empty index is one empty leaf.
- *     So height <= 31 for < 2^32 entries and paths fit in fixed arrays.
- *   - map[id] is the leaf whose id[] holds id.
+ *     So height <= 31 for < 2^32 entries and routes fit in fixed arrays.
+ *   - map[id] = the leaf holding id and its stored score. A leaf's free
+ *     slots hold id NONE; its used slots are below leaf_max.
  *
- * Speed. Memory latency dominates: a move (set of a present id) computes
- * the new key's path while the id's map slot and then the target leaf are
- * being prefetched, and moves inside one leaf touch neither counts nor
- * separators. Descents are loops with the path in a local array; the only
- * recursion is rank_index_check's, as deep as the tree.
+ * Speed. Memory latency dominates at 100k+ entries (the tree outgrows the
+ * cache): every operation starts with the map slot, then the id's leaf.
+ * set() asks for the map slot and the name together, then the old leaf,
+ * and computes the new and old routes over the (mostly cached) inner nodes
+ * while they load; the new leaf is prefetched as soon as its route is
+ * known. The old route is guessed from the map's score (and, for set, the
+ * new name); a guess is right iff it ends at the id's leaf, as there is
+ * one route per leaf, else it is recomputed from the real key. A move
+ * inside one leaf touches neither counts nor separators. Descents are
+ * loops with the route in a local array; the only recursion is
+ * rank_index_check's, as deep as the tree.
  *
  * Threads: the writer thread only. */
 #include <math.h>
@@ -46,8 +56,8 @@
 #include "rank_index.h"
 #include "util.h"
 
-#define RI_LEAF_MAX 48u   /* entries per leaf (36 B each) */
-#define RI_INNER_MAX 32u  /* children per inner node (44 B each) */
+#define RI_LEAF_MAX 48u  /* entries per leaf: 37 B each, 1.8 KB a leaf */
+#define RI_INNER_MAX 32u /* children per inner node: 44 B each */
 #define RI_MIN_FANOUT 4u
 #define RI_MAX_HEIGHT 40u /* > 31, the bound for 2^32 entries at fill >= 2 */
 #define NONE UINT32_MAX
@@ -64,13 +74,22 @@ typedef struct rkey {
     uint32_t id;
 } rkey_t;
 
+/* Entries sit in physical slots that never move while they stay in the
+ * leaf; order[] lists the slots in rank order. An insert or erase shifts
+ * the n bytes of order[] (one cache line with the header) instead of the
+ * entries themselves. A free slot has id NONE and its `used` bit clear;
+ * the lowest free slot is taken first, so slots stay below leaf_max. */
 typedef struct leaf {
     uint32_t n;
     uint32_t next; /* following leaf in rank order, NONE for the last; free-list link */
+    uint64_t used;
+    uint8_t order[RI_LEAF_MAX]; /* rank position -> physical slot */
     uint32_t id[RI_LEAF_MAX];
     double score[RI_LEAF_MAX];
     tie_t tie[RI_LEAF_MAX];
 } leaf_t;
+
+_Static_assert(RI_LEAF_MAX <= 64, "leaf slots are tracked in a 64-bit mask");
 
 typedef struct inner {
     uint32_t n;
@@ -144,32 +163,10 @@ static inline int key_cmp(const rkey_t *a, double bs, const tie_t *bt, uint32_t 
     return tie_cmp(&a->t, a->id, bt, bi);
 }
 
+/* The entry at rank position j of l. */
 static inline rkey_t leaf_key(const leaf_t *l, uint32_t j) {
-    return (rkey_t){l->score[j], l->tie[j], l->id[j]};
-}
-
-/* Scores are sorted descending. Number of a[0..n) above s / at least s,
- * by a binary search without branches on the data. */
-static inline uint32_t count_above(const double *a, uint32_t n, double s) {
-    if (n == 0) return 0;
-    const double *base = a;
-    while (n > 1) {
-        uint32_t half = n / 2;
-        base = base[half] > s ? base + half : base;
-        n -= half;
-    }
-    return (uint32_t)(base - a) + (*base > s);
-}
-
-static inline uint32_t count_at_least(const double *a, uint32_t n, double s) {
-    if (n == 0) return 0;
-    const double *base = a;
-    while (n > 1) {
-        uint32_t half = n / 2;
-        base = base[half] >= s ? base + half : base;
-        n -= half;
-    }
-    return (uint32_t)(base - a) + (*base >= s);
+    uint32_t p = l->order[j];
+    return (rkey_t){l->score[p], l->tie[p], l->id[p]};
 }
 
 /* -- Id map ---------------------------------------------------------------- */
@@ -255,8 +252,11 @@ static uint32_t leaf_alloc(rank_index_t *ri) {
         }
         i = ri->leaf_used++;
     }
-    ri->leaves[i].n = 0;
-    ri->leaves[i].next = NONE;
+    leaf_t *l = &ri->leaves[i];
+    l->n = 0;
+    l->next = NONE;
+    l->used = 0;
+    memset(l->id, 0xff, sizeof l->id);
     return i;
 }
 
@@ -294,7 +294,7 @@ static void inner_release(rank_index_t *ri, uint32_t i) {
  * header and ids. For a binary search: the header and scores. */
 static inline void leaf_prefetch_ids(const rank_index_t *ri, uint32_t li) {
     const leaf_t *l = &ri->leaves[li];
-    __builtin_prefetch(l, 1);
+    __builtin_prefetch(l, 1); /* n, used, order[] */
     for (uint32_t j = 0; j < RI_LEAF_MAX; j += 16) __builtin_prefetch(&l->id[j], 1);
 }
 
@@ -306,22 +306,25 @@ static inline void leaf_prefetch_scores(const rank_index_t *ri, uint32_t li) {
 
 /* -- Leaf edits ------------------------------------------------------------ */
 
-/* Moves m entries from src[si] to dst[di] (overlap allowed). */
-static inline void leaf_move(leaf_t *dst, uint32_t di, const leaf_t *src, uint32_t si, uint32_t m) {
-    if (!m) return;
-    memmove(&dst->id[di], &src->id[si], m * sizeof src->id[0]);
-    memmove(&dst->score[di], &src->score[si], m * sizeof src->score[0]);
-    memmove(&dst->tie[di], &src->tie[si], m * sizeof src->tie[0]);
-}
-
-/* Number of entries of l that rank before k. */
+/* Number of entries of l ranking before k: a branch-free binary search on
+ * scores through order[], then, among equal scores, on the tie. */
 static inline uint32_t leaf_lower(const leaf_t *l, const rkey_t *k) {
-    uint32_t lo = count_above(l->score, l->n, k->score);
-    if (lo == l->n || l->score[lo] != k->score) return lo;
-    uint32_t hi = count_at_least(l->score, l->n, k->score);
-    while (lo < hi) { /* ties on score: by name, then id */
-        uint32_t mid = (lo + hi) / 2;
-        if (tie_cmp(&k->t, k->id, &l->tie[mid], l->id[mid]) > 0)
+    uint32_t n = l->n;
+    if (n == 0) return 0;
+    const uint8_t *o = l->order, *base = o;
+    double sc = k->score;
+    for (uint32_t len = n; len > 1;) {
+        uint32_t half = len / 2;
+        base = l->score[base[half]] > sc ? base + half : base;
+        len -= half;
+    }
+    uint32_t lo = (uint32_t)(base - o) + (l->score[*base] > sc);
+    if (lo == n || l->score[o[lo]] != sc) return lo;
+    uint32_t hi = lo + 1;
+    while (hi < n && l->score[o[hi]] == sc) hi++;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2, p = o[mid];
+        if (tie_cmp(&k->t, k->id, &l->tie[p], l->id[p]) > 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -329,34 +332,52 @@ static inline uint32_t leaf_lower(const leaf_t *l, const rkey_t *k) {
     return lo;
 }
 
+/* Rank position of id in l, NONE if absent. */
 static inline uint32_t leaf_find(const leaf_t *l, uint32_t id) {
-    for (uint32_t j = 0; j < l->n; j++)
-        if (l->id[j] == id) return j;
+    if (!l->used) return NONE;
+    uint32_t lim = 64u - (uint32_t)__builtin_clzll(l->used);
+    for (uint32_t p = 0; p < lim; p++) {
+        if (l->id[p] == id) {
+            const uint8_t *o = memchr(l->order, (int)p, l->n);
+            return o ? (uint32_t)(o - l->order) : NONE;
+        }
+    }
     return NONE;
 }
 
-static inline void leaf_put(leaf_t *l, uint32_t j, const rkey_t *k) {
-    l->score[j] = k->score;
-    l->tie[j] = k->t;
-    l->id[j] = k->id;
-}
-
-static void leaf_insert_at(leaf_t *l, uint32_t p, const rkey_t *k) {
-    leaf_move(l, p + 1, l, p, l->n - p);
-    leaf_put(l, p, k);
+/* Inserts k at rank position j (l not full). */
+static inline void leaf_insert_at(leaf_t *l, uint32_t j, const rkey_t *k) {
+    uint32_t p = (uint32_t)__builtin_ctzll(~l->used);
+    l->score[p] = k->score;
+    l->tie[p] = k->t;
+    l->id[p] = k->id;
+    memmove(&l->order[j + 1], &l->order[j], l->n - j);
+    l->order[j] = (uint8_t)p;
+    l->used |= 1ull << p;
     l->n++;
 }
 
-static void leaf_erase(leaf_t *l, uint32_t s) {
-    leaf_move(l, s, l, s + 1, l->n - s - 1);
+static inline void leaf_erase(leaf_t *l, uint32_t j) {
+    uint32_t p = l->order[j];
+    l->id[p] = NONE;
+    l->used &= ~(1ull << p);
+    memmove(&l->order[j], &l->order[j + 1], l->n - j - 1);
     l->n--;
 }
 
-/* Appends src's entries to dst and points their ids at dst_idx. */
-static void leaf_append(rank_index_t *ri, leaf_t *dst, uint32_t dst_idx, const leaf_t *src) {
-    leaf_move(dst, dst->n, src, 0, src->n);
-    dst->n += src->n;
-    for (uint32_t j = 0; j < src->n; j++) map_update(ri, src->id[j], dst_idx);
+/* Moves src's entries from rank position `from` on to the end of dst
+ * (index dst_idx) and points their ids there. */
+static void leaf_transfer_tail(rank_index_t *ri, leaf_t *dst, uint32_t dst_idx, leaf_t *src,
+                               uint32_t from) {
+    for (uint32_t j = from; j < src->n; j++) {
+        uint32_t p = src->order[j];
+        rkey_t e = {src->score[p], src->tie[p], src->id[p]};
+        leaf_insert_at(dst, dst->n, &e);
+        src->id[p] = NONE;
+        src->used &= ~(1ull << p);
+        map_update(ri, e.id, dst_idx);
+    }
+    src->n = from;
 }
 
 /* -- Inner node edits ------------------------------------------------------ */
@@ -481,9 +502,7 @@ static void tree_insert(rank_index_t *ri, const path_t *path, const rkey_t *k, b
     leaf_t *r = &ri->leaves[rn];
     uint32_t keep = (l->n + 1) / 2, dest;
     uint32_t from = p < keep ? keep - 1 : keep;
-    leaf_move(r, 0, l, from, l->n - from);
-    r->n = l->n - from;
-    l->n = from;
+    leaf_transfer_tail(ri, r, rn, l, from);
     if (p < keep) {
         leaf_insert_at(l, p, k);
         dest = cur;
@@ -493,8 +512,6 @@ static void tree_insert(rank_index_t *ri, const path_t *path, const rkey_t *k, b
     }
     r->next = l->next;
     l->next = rn;
-    for (uint32_t j = 0; j < r->n; j++)
-        if (r->id[j] != k->id) map_update(ri, r->id[j], rn);
     if (in_map)
         map_update(ri, k->id, dest);
     else
@@ -542,7 +559,7 @@ static bool leaf_rebalance(rank_index_t *ri, uint32_t pn, uint32_t i) {
         leaf_t *w = &ri->leaves[p->child[i - 1]];
         if (w->n > ri->leaf_min) { /* w's last entry becomes c's first */
             rkey_t m = leaf_key(w, w->n - 1);
-            w->n--;
+            leaf_erase(w, w->n - 1);
             leaf_insert_at(c, 0, &m);
             map_update(ri, m.id, ci);
             p->cnt[i - 1]--;
@@ -568,7 +585,7 @@ static bool leaf_rebalance(rank_index_t *ri, uint32_t pn, uint32_t i) {
     uint32_t li = i > 0 ? i - 1 : i; /* merge child li+1 into child li */
     uint32_t ai = p->child[li], bi = p->child[li + 1];
     leaf_t *a = &ri->leaves[ai], *b = &ri->leaves[bi];
-    leaf_append(ri, a, ai, b);
+    leaf_transfer_tail(ri, a, ai, b, 0);
     a->next = b->next;
     p->cnt[li] += p->cnt[li + 1];
     inner_remove_slot(p, li + 1);
@@ -634,19 +651,20 @@ static bool inner_rebalance(rank_index_t *ri, uint32_t gn, uint32_t j) {
  * leaf. keep_map: leave id's map slot (a move points it at the new leaf).
  * Returns true if any separator or node changed, which invalidates routes
  * computed before the call. */
-static bool tree_remove(rank_index_t *ri, uint32_t li, uint32_t s, bool keep_map, const path_t *guess) {
-    path_t path;
+static bool tree_remove(rank_index_t *ri, uint32_t li, uint32_t s, bool keep_map,
+                        const path_t *guess) {
+    path_t own;
+    const path_t *path = guess;
     rkey_t k = leaf_key(&ri->leaves[li], s);
-    if (guess && guess->leaf == li) {
-        path = *guess;
-    } else {
-        descend(ri, &k, &path);
-        if (path.leaf != li) { /* cannot happen while the invariants hold */
+    if (!guess || guess->leaf != li) {
+        descend(ri, &k, &own);
+        if (own.leaf != li) { /* cannot happen while the invariants hold */
             log_error("rank_index: id %u not found under its key", k.id);
             abort();
         }
+        path = &own;
     }
-    for (unsigned h = ri->height; h > 0; h--) ri->inners[path.node[h]].cnt[path.idx[h]]--;
+    for (unsigned h = ri->height; h > 0; h--) ri->inners[path->node[h]].cnt[path->idx[h]]--;
     leaf_t *l = &ri->leaves[li];
     leaf_erase(l, s);
     if (!keep_map) map_del(ri, k.id);
@@ -656,17 +674,17 @@ static bool tree_remove(rank_index_t *ri, uint32_t li, uint32_t s, bool keep_map
     if (s == 0) { /* l (non-root, so not empty) has a new first key */
         rkey_t first = leaf_key(l, 0);
         for (unsigned h = 1; h <= ri->height; h++) {
-            if (path.idx[h] > 0) {
-                inner_set_sep(&ri->inners[path.node[h]], path.idx[h], &first);
+            if (path->idx[h] > 0) {
+                inner_set_sep(&ri->inners[path->node[h]], path->idx[h], &first);
                 changed = true;
                 break;
             }
         }
     }
     if (l->n >= ri->leaf_min) return changed;
-    if (!leaf_rebalance(ri, path.node[1], path.idx[1])) return true;
+    if (!leaf_rebalance(ri, path->node[1], path->idx[1])) return true;
     for (unsigned h = 1;; h++) {
-        uint32_t xn = path.node[h];
+        uint32_t xn = path->node[h];
         inner_t *x = &ri->inners[xn];
         if (h == ri->height) {
             if (x->n == 1) {
@@ -677,7 +695,7 @@ static bool tree_remove(rank_index_t *ri, uint32_t li, uint32_t s, bool keep_map
             return true;
         }
         if (x->n >= ri->inner_min) return true;
-        if (!inner_rebalance(ri, path.node[h + 1], path.idx[h + 1])) return true;
+        if (!inner_rebalance(ri, path->node[h + 1], path->idx[h + 1])) return true;
     }
 }
 
@@ -725,32 +743,35 @@ static inline rkey_t score_key(double score) { return (rkey_t){score, {0, 0, ""}
 
 void rank_index_set(rank_index_t *ri, uint32_t id, double score, const char *name) {
     if (!ri || id == NONE || !name) return;
-    /* Memory latency rules: the map slot, then the old leaf, load while
-     * the new and old routes are computed over the (mostly cached) inner
-     * nodes; the new key's leaf is prefetched as soon as it is known. */
+    /* Memory latency rules. The map slot and the name load together; the
+     * old leaf then loads while the new and old routes are computed over
+     * the (mostly cached) inner nodes, and the new leaf while the old one
+     * is searched. */
     __builtin_prefetch(&ri->map[map_home(ri, id)], 1);
+    __builtin_prefetch(name);
+    map_slot_t *ms = map_find(ri, id);
+    uint32_t li = ms ? ms->leaf : NONE;
+    if (ms) leaf_prefetch_ids(ri, li);
     rkey_t k = make_key(id, score, name);
     path_t path;
     descend(ri, &k, &path);
-    leaf_prefetch_scores(ri, path.leaf);
-    map_slot_t *ms = map_find(ri, id);
+    if (path.leaf != li) leaf_prefetch_scores(ri, path.leaf);
     if (!ms) {
         tree_insert(ri, &path, &k, false);
         return;
     }
-    uint32_t li = ms->leaf;
     path_t opath;
     opath.leaf = NONE;
-    if (li != path.leaf) { /* the old route, computed while the old leaf loads */
-        leaf_prefetch_ids(ri, li);
+    if (li != path.leaf) {
         rkey_t old = {ms->score, k.t, id}; /* guess: the name is unchanged */
         descend(ri, &old, &opath);
     }
     uint32_t s = slot_in_leaf(ri, li, id);
     leaf_t *l = &ri->leaves[li];
+    uint32_t ph = l->order[s];
     ms->score = k.score; /* moves never resize the map: ms stays valid */
-    if (l->score[s] == k.score && l->tie[s].name == name) {
-        l->score[s] = k.score; /* -0.0 vs 0.0: same rank, keep the latest */
+    if (l->score[ph] == k.score && l->tie[ph].name == name) {
+        l->score[ph] = k.score; /* -0.0 vs 0.0: same rank, keep the latest */
         return;
     }
     if (li == path.leaf && s > 0) {
@@ -822,7 +843,8 @@ static uint32_t find_pos(const rank_index_t *ri, size_t pos, uint32_t *off) {
 uint32_t rank_index_at(const rank_index_t *ri, size_t pos) {
     if (!ri || pos >= ri->map_n) return NONE;
     uint32_t off, li = find_pos(ri, pos, &off);
-    return ri->leaves[li].id[off];
+    const leaf_t *l = &ri->leaves[li];
+    return l->id[l->order[off]];
 }
 
 size_t rank_index_range(const rank_index_t *ri, size_t from, size_t n, uint32_t *out) {
@@ -832,10 +854,10 @@ size_t rank_index_range(const rank_index_t *ri, size_t from, size_t n, uint32_t 
     size_t done = 0;
     while (done < n && li != NONE) {
         const leaf_t *l = &ri->leaves[li];
-        if (l->next != NONE) __builtin_prefetch(&ri->leaves[l->next].id[0]);
+        if (l->next != NONE) leaf_prefetch_ids(ri, l->next);
         size_t take = l->n - off;
         if (take > n - done) take = n - done;
-        memcpy(out + done, &l->id[off], take * sizeof *out);
+        for (size_t t = 0; t < take; t++) out[done + t] = l->id[l->order[off + t]];
         done += take;
         off = 0;
         li = l->next;
@@ -851,7 +873,8 @@ double rank_index_score(const rank_index_t *ri, uint32_t id) {
 
 size_t rank_index_memory(const rank_index_t *ri) {
     if (!ri) return 0;
-    return sizeof *ri + (size_t)ri->leaf_cap * sizeof(leaf_t) + (size_t)ri->inner_cap * sizeof(inner_t) +
+    return sizeof *ri + (size_t)ri->leaf_cap * sizeof(leaf_t) +
+           (size_t)ri->inner_cap * sizeof(inner_t) +
            ((size_t)ri->map_mask + 1) * sizeof(map_slot_t);
 }
 
@@ -865,15 +888,15 @@ typedef struct check_state {
     size_t leaves, inners;
 } check_state_t;
 
-#define CHECK_FAIL(...)         \
-    do {                        \
-        log_error(__VA_ARGS__); \
-        return -1;              \
+#define CHECK_FAIL(...)                                                                            \
+    do {                                                                                           \
+        log_error(__VA_ARGS__);                                                                    \
+        return -1;                                                                                 \
     } while (0)
 
 static bool key_same(const rkey_t *a, const rkey_t *b) {
-    return a->score == b->score && a->t.p1 == b->t.p1 && a->t.p2 == b->t.p2 && a->t.name == b->t.name &&
-           a->id == b->id;
+    return a->score == b->score && a->t.p1 == b->t.p1 && a->t.p2 == b->t.p2 &&
+           a->t.name == b->t.name && a->id == b->id;
 }
 
 /* Checks the subtree of node at level h (0 = leaf); *count and *first get
@@ -890,6 +913,17 @@ static int check_node(check_state_t *st, uint32_t node, unsigned h, bool is_root
         if (st->prev_leaf != NONE && ri->leaves[st->prev_leaf].next != node)
             CHECK_FAIL("rank_index: leaf chain broken before leaf %u", node);
         st->prev_leaf = node;
+        uint64_t seen = 0;
+        for (uint32_t j = 0; j < l->n; j++) {
+            uint32_t p = l->order[j];
+            if (p >= ri->leaf_max || (seen >> p & 1) || !(l->used >> p & 1))
+                CHECK_FAIL("rank_index: leaf %u order[%u] = %u is not a live slot", node, j, p);
+            seen |= 1ull << p;
+        }
+        if (seen != l->used) CHECK_FAIL("rank_index: leaf %u used mask disagrees with order", node);
+        for (uint32_t p = 0; p < RI_LEAF_MAX; p++)
+            if (!(seen >> p & 1) && l->id[p] != NONE)
+                CHECK_FAIL("rank_index: leaf %u free slot %u holds id %u", node, p, l->id[p]);
         for (uint32_t j = 0; j < l->n; j++) {
             rkey_t k = leaf_key(l, j);
             if (isnan(k.score)) CHECK_FAIL("rank_index: NaN score stored for id %u", k.id);
@@ -919,12 +953,14 @@ static int check_node(check_state_t *st, uint32_t node, unsigned h, bool is_root
         size_t c = 0;
         rkey_t f = {0, {0, 0, NULL}, NONE};
         if (check_node(st, in->child[j], h - 1, false, &c, &f)) return -1;
-        if (c != in->cnt[j]) CHECK_FAIL("rank_index: inner %u cnt[%u] %u != %zu", node, j, in->cnt[j], c);
+        if (c != in->cnt[j])
+            CHECK_FAIL("rank_index: inner %u cnt[%u] %u != %zu", node, j, in->cnt[j], c);
         rkey_t sep = inner_sep(in, j);
         if (j == 0)
             *first = f;
         else if (!key_same(&sep, &f))
-            CHECK_FAIL("rank_index: inner %u sep[%u] is id %u, first key is id %u", node, j, sep.id, f.id);
+            CHECK_FAIL("rank_index: inner %u sep[%u] is id %u, first key is id %u", node, j, sep.id,
+                       f.id);
         total += c;
     }
     *count = total;
@@ -940,17 +976,21 @@ int rank_index_check(const rank_index_t *ri, unsigned *height) {
     rkey_t first = {0, {0, 0, NULL}, NONE};
     if (check_node(&st, ri->root, ri->height, true, &count, &first)) return -1;
     if (ri->leaves[st.prev_leaf].next != NONE) CHECK_FAIL("rank_index: last leaf has a next");
-    if (count != ri->map_n) CHECK_FAIL("rank_index: %zu entries in tree, %zu in map", count, ri->map_n);
+    if (count != ri->map_n)
+        CHECK_FAIL("rank_index: %zu entries in tree, %zu in map", count, ri->map_n);
     size_t in_map = 0;
     for (size_t i = 0; i <= ri->map_mask; i++) in_map += ri->map[i].id != NONE;
-    if (in_map != ri->map_n) CHECK_FAIL("rank_index: map holds %zu ids, counts %zu", in_map, ri->map_n);
+    if (in_map != ri->map_n)
+        CHECK_FAIL("rank_index: map holds %zu ids, counts %zu", in_map, ri->map_n);
     size_t free_leaves = 0, free_inners = 0;
-    for (uint32_t i = ri->leaf_free; i != NONE && free_leaves <= ri->leaf_used; i = ri->leaves[i].next)
+    for (uint32_t i = ri->leaf_free; i != NONE && free_leaves <= ri->leaf_used;
+         i = ri->leaves[i].next)
         free_leaves++;
-    for (uint32_t i = ri->inner_free; i != NONE && free_inners <= ri->inner_used; i = ri->inners[i].child[0])
+    for (uint32_t i = ri->inner_free; i != NONE && free_inners <= ri->inner_used;
+         i = ri->inners[i].child[0])
         free_inners++;
     if (st.leaves + free_leaves != ri->leaf_used || st.inners + free_inners != ri->inner_used)
-        CHECK_FAIL("rank_index: node leak: leaves %zu+%zu/%u inners %zu+%zu/%u", st.leaves, free_leaves,
-                   ri->leaf_used, st.inners, free_inners, ri->inner_used);
+        CHECK_FAIL("rank_index: node leak: leaves %zu+%zu/%u inners %zu+%zu/%u", st.leaves,
+                   free_leaves, ri->leaf_used, st.inners, free_inners, ri->inner_used);
     return 0;
 }

@@ -38,10 +38,10 @@ static uint32_t rnd_below(uint32_t n) { return (uint32_t)(rnd() % n); }
 typedef struct model {
     uint32_t universe;
     bool *present;
-    double *score;     /* as set (may be NaN) */
+    double *score;            /* as set (may be NaN) */
     char (*buf)[2][NAME_LEN]; /* two copies of each name; `cur` is the one in use */
     uint8_t *cur;
-    uint32_t *order;   /* scratch: expected order */
+    uint32_t *order; /* scratch: expected order */
 } model_t;
 
 static const model_t *sort_model;
@@ -51,10 +51,18 @@ static const model_t *sort_model;
 static void name_of(uint32_t i, char *out) {
     uint32_t perm = (uint32_t)(((uint64_t)i * 7919u + 13u) % 100003u);
     switch (i % 4) {
-    case 0: snprintf(out, NAME_LEN, "SG-%06u", perm); break;
-    case 1: snprintf(out, NAME_LEN, "sg-%u", perm); break;
-    case 2: snprintf(out, NAME_LEN, "\xc3\xa9%u", perm); break;
-    default: snprintf(out, NAME_LEN, "SG-%u", perm); break;
+    case 0:
+        snprintf(out, NAME_LEN, "SG-%06u", perm);
+        break;
+    case 1:
+        snprintf(out, NAME_LEN, "sg-%u", perm);
+        break;
+    case 2:
+        snprintf(out, NAME_LEN, "\xc3\xa9%u", perm);
+        break;
+    default:
+        snprintf(out, NAME_LEN, "SG-%u", perm);
+        break;
     }
 }
 
@@ -268,8 +276,8 @@ static double random_score(const model_t *m, uint32_t id) {
 
 /* steps operations over `universe` ids; grow/shrink phases reach deep
  * trees and empty ones. Full comparison every `every` steps. */
-static void random_run(unsigned leaf_max, unsigned inner_max, uint32_t universe, int steps, int every,
-                       unsigned *max_height) {
+static void random_run(unsigned leaf_max, unsigned inner_max, uint32_t universe, int steps,
+                       int every, unsigned *max_height) {
     model_t m;
     model_init(&m, universe);
     rank_index_t *ri = rank_index_new_fanout(leaf_max, inner_max);
@@ -362,7 +370,7 @@ static void test_throughput(void) {
             rank_index_remove(ri, id);
             m.present[id] = false;
         } else {
-            double s = r < 60 ? (double)rnd_below(1000000) / 100.0
+            double s = r < 60   ? (double)rnd_below(1000000) / 100.0
                        : r < 70 ? 0.0
                                 : norm(m.score[id]) + (double)rnd_below(100) / 100.0;
             rank_index_set(ri, id, s, m.buf[id][0]);
@@ -385,12 +393,14 @@ static void test_throughput(void) {
     }
     uint64_t t4 = mono_ns();
 
-    printf("throughput: %u inserts %.2f M/s; %ld mixed set/move/remove at ~%zu entries %.2f M ops/s;\n"
-           "  range(2000) %.2f us; at+position %.0f ns; memory %.1f MB (%.1f B/entry) [%s build, sink %llu]\n",
-           n, n / ((t1 - t0) / 1e3), ops, count, ops / ((t2 - t1) / 1e3), (t3 - t2) / 1e3 / range_calls,
-           (double)(t4 - t3) / (range_calls * 4.0), rank_index_memory(ri) / 1e6,
-           (double)rank_index_memory(ri) / (double)count, SLOW_BUILD ? "slow" : "optimised",
-           (unsigned long long)sink);
+    printf(
+        "throughput: %u inserts %.2f M/s; %ld mixed set/move/remove at ~%zu entries %.2f M ops/s;\n"
+        "  range(2000) %.2f us; at+position %.0f ns; memory %.1f MB (%.1f B/entry) [%s build, sink "
+        "%llu]\n",
+        n, n / ((t1 - t0) / 1e3), ops, count, ops / ((t2 - t1) / 1e3),
+        (t3 - t2) / 1e3 / range_calls, (double)(t4 - t3) / (range_calls * 4.0),
+        rank_index_memory(ri) / 1e6, (double)rank_index_memory(ri) / (double)count,
+        SLOW_BUILD ? "slow" : "optimised", (unsigned long long)sink);
 
     /* the big tree is still exactly the model */
     uint32_t *scratch = xcalloc(n + 8, sizeof *scratch);
