@@ -183,7 +183,10 @@ static int cmd_serve(int argc, char **argv) {
         case 'c':
             if (strcmp(optarg, "event") == 0) o.clock_event = true;
             else if (strcmp(optarg, "wall") == 0) o.clock_event = false;
-            else return usage_error("serve", "--clock must be wall or event, got \"%s\"", optarg);
+            else {
+                free(o.loads);
+                return usage_error("serve", "--clock must be wall or event, got \"%s\"", optarg);
+            }
             break;
         case 'w': o.web = optarg; break;
         case 't': o.threads = (unsigned)atoi(optarg); break;

@@ -827,40 +827,70 @@ long rank_index_position(const rank_index_t *ri, uint32_t id) {
     return (long)pos;
 }
 
-/* The leaf holding position pos (< count) and pos's offset in it. */
-static uint32_t find_pos(const rank_index_t *ri, size_t pos, uint32_t *off) {
+/* Routes to position pos (< count): fills p, returns pos's offset in the
+ * leaf. */
+static uint32_t find_pos(const rank_index_t *ri, size_t pos, path_t *p) {
     uint32_t cur = ri->root;
     for (unsigned h = ri->height; h > 0; h--) {
         const inner_t *in = &ri->inners[cur];
         uint32_t j = 0;
         while (j + 1 < in->n && pos >= in->cnt[j]) pos -= in->cnt[j++];
+        p->node[h] = cur;
+        p->idx[h] = j;
         cur = in->child[j];
     }
-    *off = (uint32_t)pos;
-    return cur;
+    p->leaf = cur;
+    return (uint32_t)pos;
+}
+
+/* Asks for the header and ids of up to `want` leaves of p's level-1 node,
+ * from its child idx on: a range scan then waits for one miss per node of
+ * ~24 leaves instead of one per leaf. */
+static void prefetch_leaf_run(const rank_index_t *ri, const path_t *p, uint32_t idx, size_t want) {
+    if (ri->height == 0) return;
+    const inner_t *in = &ri->inners[p->node[1]];
+    for (uint32_t j = idx; j < in->n && want > 0; j++, want--) leaf_prefetch_ids(ri, in->child[j]);
+}
+
+/* Moves p to the following leaf; false after the last one. */
+static bool next_leaf(const rank_index_t *ri, path_t *p) {
+    unsigned h = 1;
+    while (h <= ri->height && p->idx[h] + 1 >= ri->inners[p->node[h]].n) h++;
+    if (h > ri->height) return false;
+    uint32_t cur = ri->inners[p->node[h]].child[++p->idx[h]];
+    while (--h > 0) {
+        p->node[h] = cur;
+        p->idx[h] = 0;
+        cur = ri->inners[cur].child[0];
+    }
+    p->leaf = cur;
+    return true;
 }
 
 uint32_t rank_index_at(const rank_index_t *ri, size_t pos) {
     if (!ri || pos >= ri->map_n) return NONE;
-    uint32_t off, li = find_pos(ri, pos, &off);
-    const leaf_t *l = &ri->leaves[li];
+    path_t p;
+    uint32_t off = find_pos(ri, pos, &p);
+    const leaf_t *l = &ri->leaves[p.leaf];
     return l->id[l->order[off]];
 }
 
 size_t rank_index_range(const rank_index_t *ri, size_t from, size_t n, uint32_t *out) {
     if (!ri || from >= ri->map_n || n == 0) return 0;
     if (n > ri->map_n - from) n = ri->map_n - from;
-    uint32_t off, li = find_pos(ri, from, &off);
-    size_t done = 0;
-    while (done < n && li != NONE) {
-        const leaf_t *l = &ri->leaves[li];
-        if (l->next != NONE) leaf_prefetch_ids(ri, l->next);
+    path_t p;
+    uint32_t off = find_pos(ri, from, &p);
+    size_t done = 0, leaves = n / (ri->leaf_min ? ri->leaf_min : 1) + 2;
+    prefetch_leaf_run(ri, &p, ri->height ? p.idx[1] + 1 : 0, leaves);
+    for (;;) {
+        const leaf_t *l = &ri->leaves[p.leaf];
         size_t take = l->n - off;
         if (take > n - done) take = n - done;
         for (size_t t = 0; t < take; t++) out[done + t] = l->id[l->order[off + t]];
         done += take;
         off = 0;
-        li = l->next;
+        if (done == n || !next_leaf(ri, &p)) break;
+        if (p.idx[1] == 0) prefetch_leaf_run(ri, &p, 1, leaves); /* entered a new level-1 node */
     }
     return done;
 }

@@ -1,9 +1,9 @@
 /* test_rank_index.c - rank_index: edge cases, the rank order (score desc,
- * NaN as -inf, byte-wise name tie-break), randomized operations checked
- * step by step against a brute-force sorted array (small and default node
- * sizes, growth to a deep tree and drain to empty), name pointers that
- * change while the old string is scribbled, and throughput at 200k entries
- * (printed, not asserted). */
+ * NaN as -inf, byte-wise name tie-break, names sharing 16+ byte prefixes),
+ * randomized operations checked step by step against a brute-force sorted
+ * array (small and default node sizes, growth to a deep tree and drain to
+ * empty), name pointers and name texts that change while the old string
+ * is scribbled, and throughput at 200k entries (printed, not asserted). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,24 +33,33 @@ static uint32_t rnd_below(uint32_t n) { return (uint32_t)(rnd() % n); }
 
 /* -- Reference model ------------------------------------------------------- */
 
-#define NAME_LEN 24
+#define NAME_LEN 40
 
 typedef struct model {
     uint32_t universe;
     bool *present;
     double *score;            /* as set (may be NaN) */
-    char (*buf)[2][NAME_LEN]; /* two copies of each name; `cur` is the one in use */
+    char (*buf)[2][NAME_LEN]; /* two buffers per id; buf[id][cur[id]] is in use */
     uint8_t *cur;
+    uint8_t *var;    /* which of the id's two name texts is in use */
     uint32_t *order; /* scratch: expected order */
 } model_t;
 
 static const model_t *sort_model;
 
-/* Canonical name of id i: unique, not in id order, with shared prefixes,
- * different lengths, upper/lower case and non-ASCII bytes. */
-static void name_of(uint32_t i, char *out) {
+/* Name of id i: unique, not in id order, with shared prefixes, different
+ * lengths (some over 16 bytes, sharing their first 16), upper/lower case
+ * and non-ASCII bytes. Variant 1 is another text for the same id. */
+static void name_var(uint32_t i, int var, char *out) {
     uint32_t perm = (uint32_t)(((uint64_t)i * 7919u + 13u) % 100003u);
-    switch (i % 4) {
+    if (var) {
+        snprintf(out, NAME_LEN, "renamed-%u", perm);
+        return;
+    }
+    switch (i % 5) {
+    case 4:
+        snprintf(out, NAME_LEN, "LAZADA-SG-LONG-SKU-%07u", perm);
+        break;
     case 0:
         snprintf(out, NAME_LEN, "SG-%06u", perm);
         break;
@@ -66,12 +75,15 @@ static void name_of(uint32_t i, char *out) {
     }
 }
 
+static void name_of(uint32_t i, char *out) { name_var(i, 0, out); }
+
 static void model_init(model_t *m, uint32_t universe) {
     m->universe = universe;
     m->present = xcalloc(universe, sizeof *m->present);
     m->score = xcalloc(universe, sizeof *m->score);
     m->buf = xcalloc(universe, sizeof *m->buf);
     m->cur = xcalloc(universe, sizeof *m->cur);
+    m->var = xcalloc(universe, sizeof *m->var);
     m->order = xcalloc(universe, sizeof *m->order);
     for (uint32_t i = 0; i < universe; i++) {
         name_of(i, m->buf[i][0]);
@@ -84,6 +96,7 @@ static void model_free(model_t *m) {
     free(m->score);
     free(m->buf);
     free(m->cur);
+    free(m->var);
     free(m->order);
 }
 
@@ -93,10 +106,8 @@ static int expected_cmp(const void *pa, const void *pb) {
     uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
     double sa = norm(sort_model->score[a]), sb = norm(sort_model->score[b]);
     if (sa != sb) return sa > sb ? -1 : 1;
-    char na[NAME_LEN], nb[NAME_LEN];
-    name_of(a, na); /* canonical text, independent of the buffers */
-    name_of(b, nb);
-    int c = strcmp(na, nb);
+    /* the buffers in use always hold the id's current text */
+    int c = strcmp(sort_model->buf[a][sort_model->cur[a]], sort_model->buf[b][sort_model->cur[b]]);
     if (c) return c;
     return (a > b) - (a < b);
 }
@@ -235,6 +246,27 @@ static void test_order(void) {
     CHECK_EQ_INT(rank_index_position(ri, 7), 8);
     CHECK_EQ_INT(rank_index_at(ri, 0), 4);
     CHECK_EQ_INT(rank_index_check(ri, NULL), 0);
+    /* a new name text for a present id re-sorts it among its ties */
+    rank_index_set(ri, 2, 5.0, "b");
+    CHECK_EQ_INT(rank_index_position(ri, 1), 2);
+    CHECK_EQ_INT(rank_index_position(ri, 9), 3);
+    CHECK_EQ_INT(rank_index_position(ri, 2), 4);
+    CHECK_EQ_INT(rank_index_check(ri, NULL), 0);
+    rank_index_free(ri);
+
+    /* names longer than 16 bytes that share their first 16 (and more) */
+    ri = rank_index_new();
+    const char *longn[] = {"SKU-0000000000000-b", "SKU-0000000000000-a", "SKU-0000000000000",
+                           "SKU-0000000000000-a-2", "SKU-000000000000"};
+    for (uint32_t i = 0; i < 5; i++) rank_index_set(ri, 10 + i, 1.0, longn[i]);
+    uint32_t want_long[] = {14, 12, 11, 13, 10};
+    CHECK_EQ_INT(rank_index_range(ri, 0, 16, out), 5);
+    CHECK(memcmp(out, want_long, sizeof want_long) == 0);
+    /* equal names (a caller bug) still order deterministically, by id */
+    rank_index_set(ri, 3, 1.0, "SKU-0000000000000-a");
+    CHECK_EQ_INT(rank_index_position(ri, 3), 2);
+    CHECK_EQ_INT(rank_index_position(ri, 11), 3);
+    CHECK_EQ_INT(rank_index_check(ri, NULL), 0);
     rank_index_free(ri);
 }
 
@@ -289,12 +321,18 @@ static void random_run(unsigned leaf_max, unsigned inner_max, uint32_t universe,
         uint32_t id = rnd_below(universe);
         if (rnd_below(100) < set_pct) {
             double s = random_score(&m, id);
-            uint8_t use = m.cur[id];
+            uint8_t use = m.cur[id], var = m.var[id];
             if (rnd_below(4) == 0) use ^= 1; /* same text, another pointer */
-            name_of(id, m.buf[id][use]);
+            if (rnd_below(10) == 0) {        /* another text, another pointer */
+                use = m.cur[id] ^ 1;
+                var ^= 1;
+            }
+            name_var(id, var, m.buf[id][use]);
             rank_index_set(ri, id, s, m.buf[id][use]);
+            /* the old text may go once the call returned */
             if (use != m.cur[id]) memset(m.buf[id][m.cur[id]], '~', NAME_LEN - 1);
             m.cur[id] = use;
+            m.var[id] = var;
             m.present[id] = true;
             m.score[id] = s;
         } else {
@@ -335,23 +373,34 @@ static void random_run(unsigned leaf_max, unsigned inner_max, uint32_t universe,
 }
 
 static void test_random(void) {
-    unsigned hs = 0, hd = 0, hm = 0;
-    random_run(4, 4, 400, 4000, 1, &hs); /* tiny nodes: many levels, every step checked */
-    random_run(5, 6, 300, 3000, 1, &hm);
-    random_run(64, 32, 300, 3000, 1, &hd);
-    printf("random: heights reached %u (4/4), %u (5/6), %u (default)\n", hs, hm, hd);
-    CHECK(hs >= 5); /* the deep paths (inner borrow/merge) ran */
-    unsigned hb = 0;
-    random_run(8, 4, 6000, 30000, 2500, &hb); /* bigger: spot checks + periodic full */
+    const int scale = SLOW_BUILD ? 2 : 1; /* sanitizer builds: half the steps */
+    unsigned hs = 0, hd = 0, hm = 0, hb = 0;
+    /* tiny nodes: many levels, every step checked in full */
+    random_run(4, 4, 400, 4000 / scale, 1, &hs);
+    random_run(5, 6, 300, 3000 / scale, 1, &hm);
+    random_run(48, 32, 300, 3000 / scale, 1, &hd); /* the default node sizes */
+    /* bigger: spot checks every step, full comparison every 2500 */
+    random_run(8, 4, 6000, 30000 / scale, 2500, &hb);
+    printf("random: heights reached %u (4/4), %u (5/6), %u (48/32), %u (8/4)\n", hs, hm, hd, hb);
+    CHECK(hs >= 4); /* deep trees: the drains below collapse them level by level */
     CHECK(hb >= 4);
 }
 
 /* -- Throughput (printed) -------------------------------------------------- */
 
+static double mops(long ops, uint64_t t0, uint64_t t1) { return (double)ops / ((t1 - t0) / 1e3); }
+
+/* A skewed id: rank u^3 of n, so 1% of the ids get ~20% of the updates
+ * (hot SKUs), scattered over the id space. */
+static uint32_t skewed_id(uint32_t n) {
+    double u = (double)(rnd() >> 11) / 9007199254740992.0;
+    return (uint32_t)(((uint64_t)(u * u * u * n) * 2654435761u) % n);
+}
+
 static void test_throughput(void) {
     const uint32_t n = 200000;
-    const long ops = SLOW_BUILD ? 200000 : 2000000;
-    const int range_calls = SLOW_BUILD ? 2000 : 50000;
+    const long ops = SLOW_BUILD ? 100000 : 1000000;
+    const int range_calls = SLOW_BUILD ? 1000 : 20000;
     model_t m;
     model_init(&m, n);
     rank_index_t *ri = rank_index_new();
@@ -363,6 +412,8 @@ static void test_throughput(void) {
         m.score[i] = s;
         rank_index_set(ri, i, s, m.buf[i][0]);
     }
+    /* uniform ids: 25% removes of present ids, else set to a new random
+     * score (10% to 0), or up by a small step */
     uint64_t t1 = mono_ns();
     for (long k = 0; k < ops; k++) {
         uint32_t id = rnd_below(n), r = rnd_below(100);
@@ -378,7 +429,25 @@ static void test_throughput(void) {
             m.score[id] = s;
         }
     }
+    /* uniform ids, moves only, to a random score */
     uint64_t t2 = mono_ns();
+    for (long k = 0; k < ops; k++) {
+        uint32_t id = rnd_below(n);
+        double s = (double)rnd_below(1000000) / 100.0;
+        rank_index_set(ri, id, s, m.buf[id][0]);
+        m.present[id] = true;
+        m.score[id] = s;
+    }
+    /* skewed ids, scores growing by small steps (GMV/sales counters) */
+    uint64_t t3 = mono_ns();
+    for (long k = 0; k < ops; k++) {
+        uint32_t id = skewed_id(n);
+        double s = norm(m.score[id]) + (double)(1 + rnd_below(500)) / 100.0;
+        rank_index_set(ri, id, s, m.buf[id][0]);
+        m.present[id] = true;
+        m.score[id] = s;
+    }
+    uint64_t t4 = mono_ns();
     size_t count = rank_index_count(ri);
     uint32_t *out = xcalloc(2000, sizeof *out);
     uint64_t sink = 0;
@@ -386,21 +455,19 @@ static void test_throughput(void) {
         size_t from = k % 2 ? 0 : rnd_below((uint32_t)(count - 2000));
         sink += rank_index_range(ri, from, 2000, out) + out[1999];
     }
-    uint64_t t3 = mono_ns();
-    for (int k = 0; k < range_calls * 4; k++) {
-        uint32_t id = rank_index_at(ri, rnd_below((uint32_t)count));
-        sink += (uint64_t)rank_index_position(ri, id);
-    }
-    uint64_t t4 = mono_ns();
+    uint64_t t5 = mono_ns();
+    for (int k = 0; k < range_calls * 10; k++)
+        sink += (uint64_t)rank_index_position(ri, rnd_below(n)) + rank_index_at(ri, k % count);
+    uint64_t t6 = mono_ns();
 
-    printf(
-        "throughput: %u inserts %.2f M/s; %ld mixed set/move/remove at ~%zu entries %.2f M ops/s;\n"
-        "  range(2000) %.2f us; at+position %.0f ns; memory %.1f MB (%.1f B/entry) [%s build, sink "
-        "%llu]\n",
-        n, n / ((t1 - t0) / 1e3), ops, count, ops / ((t2 - t1) / 1e3),
-        (t3 - t2) / 1e3 / range_calls, (double)(t4 - t3) / (range_calls * 4.0),
-        rank_index_memory(ri) / 1e6, (double)rank_index_memory(ri) / (double)count,
-        SLOW_BUILD ? "slow" : "optimised", (unsigned long long)sink);
+    printf("throughput at 200k entries (M ops/s, wall clock, %s build):\n"
+           "  insert %.2f | uniform mixed set/remove %.2f | uniform moves %.2f | "
+           "skewed increments %.2f\n"
+           "  range(2000) %.2f us | position+at %.0f ns | memory %.1f MB = %.0f B/entry [%llu]\n",
+           SLOW_BUILD ? "sanitizer/unoptimised" : "optimised", mops(n, t0, t1), mops(ops, t1, t2),
+           mops(ops, t2, t3), mops(ops, t3, t4), (t5 - t4) / 1e3 / range_calls,
+           (double)(t6 - t5) / (range_calls * 10.0), rank_index_memory(ri) / 1e6,
+           (double)rank_index_memory(ri) / (double)count, (unsigned long long)(sink & 1));
 
     /* the big tree is still exactly the model */
     uint32_t *scratch = xcalloc(n + 8, sizeof *scratch);
