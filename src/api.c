@@ -38,6 +38,18 @@ static json_t *pool_json(const pool_view_t *p) {
     return o;
 }
 
+/* The named pool in the current view (the caller releases *v), or NULL
+ * after answering 404. */
+static const pool_view_t *acquire_pool(api_t *api, const char *name, http_resp_t *resp, view_t **v) {
+    *v = engine_acquire(api->engine);
+    const pool_view_t *p = view_pool(*v, name);
+    if (!p) {
+        engine_release(*v);
+        http_resp_error(resp, 404, "no pool named \"%s\" (GET /api/pools lists them)", name);
+    }
+    return p;
+}
+
 static void h_pools(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
     (void)req;
     (void)args;
@@ -52,13 +64,9 @@ static void h_pools(void *app, const http_req_t *req, const char *const *args, h
 static void h_pool(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
     (void)req;
     api_t *api = app;
-    view_t *v = engine_acquire(api->engine);
-    const pool_view_t *p = view_pool(v, args[0]);
-    if (!p) {
-        engine_release(v);
-        http_resp_error(resp, 404, "no pool named \"%s\" (GET /api/pools lists them)", args[0]);
-        return;
-    }
+    view_t *v;
+    const pool_view_t *p = acquire_pool(api, args[0], resp, &v);
+    if (!p) return;
     json_t *o = pool_json(p);
     json_object_set_new(o, "file", json_string(p->file));
     json_object_set_new(o, "where", json_string(p->where));
@@ -95,13 +103,9 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
         http_resp_error(resp, 400, "invalid cursor \"%.40s\": pass the \"next\" value of the previous page", cs);
         return;
     }
-    view_t *v = engine_acquire(api->engine);
-    const pool_view_t *p = view_pool(v, args[0]);
-    if (!p) {
-        engine_release(v);
-        http_resp_error(resp, 404, "no pool named \"%s\"", args[0]);
-        return;
-    }
+    view_t *v;
+    const pool_view_t *p = acquire_pool(api, args[0], resp, &v);
+    if (!p) return;
     const store_t *st = engine_store_for_readers(api->engine);
     json_t *members = json_array();
     json_t *next = json_null();
@@ -155,13 +159,9 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
 static void h_member(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
     (void)req;
     api_t *api = app;
-    view_t *v = engine_acquire(api->engine);
-    const pool_view_t *p = view_pool(v, args[0]);
-    if (!p) {
-        engine_release(v);
-        http_resp_error(resp, 404, "no pool named \"%s\"", args[0]);
-        return;
-    }
+    view_t *v;
+    const pool_view_t *p = acquire_pool(api, args[0], resp, &v);
+    if (!p) return;
     uint32_t id;
     const store_t *st = engine_store_for_readers(api->engine);
     bool known = store_read_id(st, args[1], strlen(args[1]), &id) == 0;

@@ -103,6 +103,19 @@ struct engine {
     engine_stats_t stats;
 };
 
+/* The CLOCK_REALTIME time `ms` from now, for pthread_cond_timedwait. */
+static struct timespec deadline_after(int ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 /* -- roots callbacks for the Lua view (writer thread) ------------------ */
 
 static int roots_has_tag(void *ctx, uint32_t sku, const char *tag, size_t len) {
@@ -484,13 +497,7 @@ static void *writer_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&e->qlock);
         if (!e->qhead && !e->calls && !e->stopping) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += TICK_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = deadline_after(TICK_MS);
             pthread_cond_timedwait(&e->qcond, &e->qlock, &ts);
         }
         batch_t *take = NULL, **tail = &take;
@@ -652,14 +659,7 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
     b->bytes = len;
 
     pthread_mutex_lock(&e->qlock);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = deadline_after(timeout_ms);
     while (!e->stopping && e->q_events > 0 &&
            (e->q_events + n > e->cfg.queue_max_events || e->q_bytes + len > e->cfg.queue_max_bytes)) {
         if (flags & ENGINE_NONBLOCKING) break;
@@ -695,14 +695,7 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
 
 int engine_wait_applied(engine_t *e, uint64_t seq, int timeout_ms) {
     if (atomic_load(&e->applied_seq) >= seq) return 0;
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = deadline_after(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&e->alock);
     while (atomic_load(&e->applied_seq) < seq) {

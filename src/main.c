@@ -319,7 +319,8 @@ static int cmd_demo(int argc, char **argv) {
     }
     if (skus < 1 || skus > 50000000) return usage_error("demo", "--skus must be 1..50000000, got %s", "?");
     if (rate < 0 || rate > 10000000) return usage_error("demo", "--rate must be 0..10000000, got %s", "?");
-    char tmpl[] = "/tmp/poold-demo-XXXXXX";
+    char tmpl[] = "/tmp/poold-demo-......";
+    memset(tmpl + sizeof tmpl - 7, 'X', 6); /* mkdtemp's template: six X at the end */
     char rules_dir[4096];
     if (!data) {
         data = mkdtemp(tmpl);
