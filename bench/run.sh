@@ -165,7 +165,18 @@ stop_server
 for r in $(seq 1 "$runs"); do
     echo "== run $r/$runs: in-process replay (serve --load catalog --load events)"
     start_server "$work/server.log" --load "$cat" --load "$evs"
-    s=$(wait_ready); replay_s+=("$s")
+    s=$(wait_ready)
+    # the events' share: from the log line that ends the catalog file to
+    # ready (both on the server's clock; the first log line is its start)
+    cat_done=$(python3 - "$work/server.log" "$(basename "$cat")" <<'PYEOF'
+import datetime, re, sys
+ts = lambda l: datetime.datetime.strptime(l[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+lines = [l for l in open(sys.argv[1]) if re.match(r"\d{4}-\d\d-\d\dT", l)]
+done = [l for l in lines if sys.argv[2] in l and ": done:" in l]
+print(f"{ts(done[0]) - ts(lines[0]):.3f}" if done else "0")
+PYEOF
+)
+    replay_s+=("$(python3 -c "import sys; print(max(float(sys.argv[1]) - float(sys.argv[2]), 0.001))" "$s" "$cat_done")")
     # the loader's own rate for the events file ("... done: N lines, ... R lines/s"), if it logs one
     lr=$(grep -F "$(basename "$evs")" "$work/server.log" | grep -o 'done:.* \([0-9]*\) lines/s' | grep -o '[0-9]* lines/s' | cut -d' ' -f1 | tail -1 || true)
     [ -n "$lr" ] && replay_rate+=("$lr")
@@ -195,11 +206,11 @@ def row(name, value, unit, target="", ok=None):
     mark = "" if ok is None else ("PASS" if ok else "MISS")
     rows.append((name, value, unit, target, mark))
 load_rate = skus / L
-replay_rate = events / max(P - L, 1e-9)
+replay_rate = events / P
 row("bulk load", f"{load_rate:,.0f}", "SKUs/s", ">= 1,000,000", load_rate >= 1e6)
 row("  (load time)", f"{L:.2f}", "s")
 row("HTTP updates, 1,000/POST, 2 conns", f"{H:,.0f}", "events/s", ">= 650,000", H >= 650000)
-row("in-process replay (file)", f"{replay_rate:,.0f}", "events/s", "(until ready, minus load)")
+row("in-process replay (file)", f"{replay_rate:,.0f}", "events/s", "(catalog loaded -> ready)")
 LR = float(sys.argv[13])
 if LR > 0:
     row("  (loader's own rate for the events)", f"{LR:,.0f}", "events/s")
