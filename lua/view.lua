@@ -32,6 +32,9 @@ M.WINDOWS = { "1h", "24h", "7d" }
 M.NUMBERS = { "price", "list_price", "discount", "rating", "stock", "reviews" }
 M.DIMS = { "market", "category", "top_category", "brand", "seller" }
 M.BOOLS = { "lazmall", "free_shipping" }
+-- VIEW_READ_* bits (src/view.h): 1 windowed counters, 2 price fields,
+-- 4 stock (and tags: s:has, since stock moves the in_stock tag).
+M.READ_BIT = { price = 2, list_price = 2, discount = 2, stock = 4 }
 
 local function unknown_field(k)
   if type(k) == "string" then return string.format('unknown SKU field "%s"', k) end
@@ -44,10 +47,18 @@ local function read_only()
 end
 
 local function getter_source()
-  local out = { "local roots, dim = ...", "local g = {}" }
+  local out = { "local roots, dim = ...", "local bor = bit.bor", "local g = {}" }
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
+  -- roots.reads collects what kinds of fields a rule read (src/view.h
+  -- VIEW_READ_*): the engine skips re-evaluating a rule for events that
+  -- changed nothing of those kinds.
   for _, f in ipairs(M.NUMBERS) do
-    add("g.%s = function() return roots.rows[roots.cur].%s end", f, f)
+    local bitv = M.READ_BIT[f]
+    if bitv then
+      add("g.%s = function() roots.reads = bor(roots.reads, %d); return roots.rows[roots.cur].%s end", f, bitv, f)
+    else
+      add("g.%s = function() return roots.rows[roots.cur].%s end", f, f)
+    end
   end
   for _, f in ipairs(M.DIMS) do
     add("g.%s = function() return dim(roots.rows[roots.cur].%s) end", f, f)
@@ -57,10 +68,8 @@ local function getter_source()
   end
   for _, m in ipairs(M.METRICS) do
     for wi, w in ipairs(M.WINDOWS) do
-      -- reads = 1 (VIEW_READ_WINDOWS): the engine re-evaluates this rule when
-      -- only windowed counters change (expiry, orders) once it has read one.
-      add("g.%s_%s = function() roots.reads = 1; return roots.win[roots.rows[roots.cur].win].%s[%d] end",
-          m, w, m, wi - 1)
+      add("g.%s_%s = function() roots.reads = bor(roots.reads, 1); " ..
+          "return roots.win[roots.rows[roots.cur].win].%s[%d] end", m, w, m, wi - 1)
     end
   end
   out[#out + 1] = "return g"
@@ -90,6 +99,7 @@ function M.ffi_view(roots)
 
   local function has(_, tag)
     if type(tag) ~= "string" then error('s:has expects a tag string: s:has("lazmall")', 2) end
+    roots.reads = bit.bor(roots.reads, 4)
     local f = roots.has_tag
     return f ~= nil and f(roots.ctx, roots.cur, tag, #tag) ~= 0
   end

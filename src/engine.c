@@ -89,14 +89,16 @@ struct engine {
     size_t npools;
     char **rule_failures;     /* NULL-terminated */
     size_t nrule_failures;
-    roaring_bitmap_t *dirty;  /* SKUs whose catalog state changed since the last evaluation */
-    roaring_bitmap_t *dirty_win; /* SKUs whose windowed counters only changed */
+    /* SKUs touched since the last evaluation, by what changed: anything
+     * (dirty), or only their windowed counters / price fields / stock
+     * (dirty_by[VIEW_READ_* bit index]); a pool sees the latter only if its
+     * rule reads that kind of field (pool_t.reads). */
+    roaring_bitmap_t *dirty;
+    roaring_bitmap_t *dirty_by[3];
     bool deferred;            /* a bulk load is deferring evaluation */
     retire_list_t retired;    /* objects the next publish retires */
     uint64_t publish_version;
     uint64_t pending_seq;     /* applied, not yet published */
-    uint32_t *dirty_ids;
-    size_t dirty_cap;
 
     publisher_t pub;
     deadletter_t *dl;
@@ -199,7 +201,7 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     e->store = store_new(e->tags);
     e->windows = windows_new();
     e->dirty = roaring_bitmap_create();
-    e->dirty_win = roaring_bitmap_create();
+    for (int k = 0; k < 3; k++) e->dirty_by[k] = roaring_bitmap_create();
     e->roots.ctx = e;
     e->roots.has_tag = roots_has_tag;
     e->roots.attr_get = roots_attr_get;
@@ -242,8 +244,7 @@ void engine_free(engine_t *e) {
     store_free(e->store);
     tags_free(e->tags);
     roaring_bitmap_free(e->dirty);
-    roaring_bitmap_free(e->dirty_win);
-    free(e->dirty_ids);
+    for (int k = 0; k < 3; k++) roaring_bitmap_free(e->dirty_by[k]);
     deadletter_close(e->dl);
     free(e->rules_dir);
     free(e->data_dir);
@@ -367,9 +368,17 @@ static void apply_event(engine_t *e, const event_t *ev) {
     }
     bool created;
     id = store_upsert_id(st, ev->sku.p, ev->sku.len, &created, &e->retired);
-    bool window_only = !created && (ev->op == OP_ORDER || ev->op == OP_VIEW || ev->op == OP_CLICK ||
-                                    ev->op == OP_CART);
-    roaring_bitmap_add(window_only ? e->dirty_win : e->dirty, id);
+    /* What the event can change, for the pools that care (see dirty_by). */
+    roaring_bitmap_t *dirty = e->dirty;
+    if (!created) {
+        if (ev->op == OP_ORDER || ev->op == OP_VIEW || ev->op == OP_CLICK || ev->op == OP_CART)
+            dirty = e->dirty_by[0];
+        else if (ev->op == OP_PRICE)
+            dirty = e->dirty_by[1];
+        else if (ev->op == OP_STOCK)
+            dirty = e->dirty_by[2];
+    }
+    roaring_bitmap_add(dirty, id);
     switch (ev->op) {
     case OP_RECORD:
         if (!created) store_reset_fields(st, id);
@@ -410,7 +419,7 @@ static void apply_event(engine_t *e, const event_t *ev) {
 static void window_changed(void *arg, uint32_t sku, uint32_t win_index) {
     engine_t *e = arg;
     if (win_index == 0) store_row(e->store, sku)->win = 0;
-    roaring_bitmap_add(e->dirty_win, sku);
+    roaring_bitmap_add(e->dirty_by[0], sku);
 }
 
 /* Brings every pool up to date for the dirty SKUs. */
@@ -420,36 +429,40 @@ static void evaluate(engine_t *e) {
     windows_advance(e->windows, now, window_changed, e);
     refresh_roots(e);
     for (size_t i = 0; i < e->npools; i++) pool_tick_schedule(e->pools[i], &e->pctx);
-    uint64_t n = roaring_bitmap_get_cardinality(e->dirty);
-    uint64_t nw = roaring_bitmap_get_cardinality(e->dirty_win);
-    if (n == 0 && nw == 0) return;
+    uint64_t n = roaring_bitmap_get_cardinality(e->dirty), total = n;
+    for (int k = 0; k < 3; k++) total += roaring_bitmap_get_cardinality(e->dirty_by[k]);
+    if (total == 0) return;
     uint32_t live = store_count(e->store);
-    if (n > 4096 && n * 4 > live) {
+    if (total > 4096 && total * 4 > live) {
         atomic_fetch_add(&e->stats.full_recomputes, 1);
         for (size_t i = 0; i < e->npools; i++) {
             refresh_roots(e);
             pool_recompute(e->pools[i], &e->pctx);
         }
     } else {
-        /* ids[0..n): catalog changes; ids[n..n+na): all changes (for the
-         * pools that read windowed counters). */
-        roaring_bitmap_or_inplace(e->dirty_win, e->dirty);
-        uint64_t na = roaring_bitmap_get_cardinality(e->dirty_win);
-        if (n + na > e->dirty_cap) {
-            e->dirty_cap = (n + na) * 2;
-            e->dirty_ids = xrealloc(e->dirty_ids, e->dirty_cap * sizeof *e->dirty_ids);
-        }
-        roaring_bitmap_to_uint32_array(e->dirty, e->dirty_ids);
-        roaring_bitmap_to_uint32_array(e->dirty_win, e->dirty_ids + n);
+        /* One sorted id list per distinct mask of what pools read (at most
+         * eight), built on first use. */
+        uint32_t *lists[8] = {0};
+        size_t lens[8] = {0};
         for (size_t i = 0; i < e->npools; i++) {
             pool_t *p = e->pools[i];
+            unsigned mask = p->reads & 7u;
+            if (!lists[mask] && !lens[mask]) {
+                roaring_bitmap_t *u = roaring_bitmap_copy(e->dirty);
+                for (int k = 0; k < 3; k++)
+                    if (mask & (1u << k)) roaring_bitmap_or_inplace(u, e->dirty_by[k]);
+                lens[mask] = (size_t)roaring_bitmap_get_cardinality(u);
+                lists[mask] = xmalloc((lens[mask] ? lens[mask] : 1) * sizeof(uint32_t));
+                roaring_bitmap_to_uint32_array(u, lists[mask]);
+                roaring_bitmap_free(u);
+            }
             refresh_roots(e);
-            if (p->reads_windows) pool_eval_ids(p, &e->pctx, e->dirty_ids + n, (size_t)na);
-            else pool_eval_ids(p, &e->pctx, e->dirty_ids, (size_t)n);
+            pool_eval_ids(p, &e->pctx, lists[mask], lens[mask]);
         }
+        for (int m = 0; m < 8; m++) free(lists[m]);
     }
-    roaring_bitmap_clear(e->dirty_win);
     roaring_bitmap_clear(e->dirty);
+    for (int k = 0; k < 3; k++) roaring_bitmap_clear(e->dirty_by[k]);
 }
 
 static void publish(engine_t *e) {

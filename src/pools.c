@@ -77,6 +77,10 @@ pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err
     p->active = schedule_active(def, ctx->now);
     p->view_stale = true;
     if (def->has_rank) p->ranking = rank_index_new();
+    const char **names;
+    size_t nt = tagexpr_tags(where, &names);
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(names[i], "in_stock") == 0) p->reads |= VIEW_READ_STOCK;
     return p;
 }
 
@@ -136,14 +140,14 @@ static bool listed(pool_ctx_t *ctx, char **names, size_t n, uint32_t sku) {
 static long run_match(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n, rule_error_t *err) {
     ctx->roots->reads = 0;
     long nerr = rulevm_match(ctx->vm, p->def, ids, n, ctx->out, err);
-    if (ctx->roots->reads & VIEW_READ_WINDOWS) p->reads_windows = true;
+    p->reads |= ctx->roots->reads;
     return nerr;
 }
 
 static long run_rank(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n, rule_error_t *err) {
     ctx->roots->reads = 0;
     long nerr = rulevm_rank(ctx->vm, p->def, ids, n, ctx->score, err);
-    if (ctx->roots->reads & VIEW_READ_WINDOWS) p->reads_windows = true;
+    p->reads |= ctx->roots->reads;
     return nerr;
 }
 

@@ -45,7 +45,12 @@ typedef struct pool {
     uint64_t seq;
     int64_t updated_at;
     bool active;
-    bool reads_windows; /* its rule has read a windowed counter (sticky) */
+    /* What can change this pool's answer for a SKU besides catalog/tag
+     * changes: VIEW_READ_* bits its rule has read so far (sticky: a result
+     * depends only on what its evaluation read, so the union over every
+     * evaluation is a safe over-approximation), plus VIEW_READ_STOCK when
+     * `where` names in_stock. */
+    uint32_t reads;
     /* Ranked pools (rule with `rank`): every candidate (live, where, match,
      * not excluded) by rank; the members are the pins, then the first
      * `limit` candidates (all of them without a limit), in that order. */
@@ -78,10 +83,8 @@ typedef struct pool_ctx {
 pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err, size_t errlen);
 void pool_free(pool_t *p, rulevm_t *vm);
 
-/* Re-evaluates the sorted, distinct ids; records changes. A pool whose
- * rule never read a windowed counter cannot change when only counters
- * change: the engine passes such pools only the SKUs whose other state
- * changed (pool_t.reads_windows, learnt from view_roots_t.reads). */
+/* Re-evaluates the sorted, distinct ids; records changes. The engine passes
+ * each pool only the SKUs whose changes it can see (pool_t.reads). */
 void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n);
 /* Recomputes the whole pool; records changes. */
 void pool_recompute(pool_t *p, pool_ctx_t *ctx);

@@ -56,6 +56,8 @@ typedef struct attr_value {
 
 /* Bits of view_roots_t.reads: what kind of field a rule function read. */
 #define VIEW_READ_WINDOWS 1u    /* any s.<metric>_<window> */
+#define VIEW_READ_PRICE 2u      /* s.price, s.list_price, s.discount */
+#define VIEW_READ_STOCK 4u      /* s.stock, and s:has() (stock moves the in_stock tag) */
 
 typedef struct view_roots {
     const sku_row_t *rows;      /* by internal id */
