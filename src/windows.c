@@ -231,11 +231,12 @@ static int entry_live(const windows_t *w, uint32_t idx) {
 
 /* -- Sums and due times ---------------------------------------------------- */
 
-/* 7d sums from the hour slots (and the cache's pre[WIN_7D]). */
-static void sum_hours(const win_entry_t *e, win_sums_t *s) {
+/* Window w's sums from slots [from, to) (and the cache's pre[w]: the gmv
+ * before the last order slot, for O(1) exact updates of that slot). */
+static void sum_range(const win_entry_t *e, uint32_t from, uint32_t to, int w, win_sums_t *s) {
     uint32_t sales = 0, views = 0, clicks = 0, carts = 0;
     double gmv = 0.0, pre = 0.0;
-    for (uint32_t i = 0; i < e->nhour; i++) {
+    for (uint32_t i = from; i < to; i++) {
         const win_slot_t *sl = &e->slots[i];
         if (slot_kind(sl) == KIND_ORDER) {
             sales += sl->a;
@@ -247,17 +248,20 @@ static void sum_hours(const win_entry_t *e, win_sums_t *s) {
             carts += sl->u.b.carts;
         }
     }
-    s->sales[WIN_7D] = sales;
-    s->views[WIN_7D] = views;
-    s->clicks[WIN_7D] = clicks;
-    s->carts[WIN_7D] = carts;
-    s->gmv[WIN_7D] = gmv;
+    s->sales[w] = sales;
+    s->views[w] = views;
+    s->clicks[w] = clicks;
+    s->carts[w] = carts;
+    s->gmv[w] = gmv;
     win_cache_t *c = ent_cache(e);
     if (c) {
-        c->pre[WIN_7D] = pre;
-        c->valid |= 1u << WIN_7D;
+        c->pre[w] = pre;
+        c->valid |= 1u << w;
     }
 }
+
+/* 7d sums from the hour slots. */
+static void sum_hours(const win_entry_t *e, win_sums_t *s) { sum_range(e, 0, e->nhour, WIN_7D, s); }
 
 /* 1h and 24h sums from the minute slots, all of which are in 24h (and the
  * cache's pre[WIN_1H], pre[WIN_24H]). */
@@ -317,30 +321,7 @@ static uint32_t first_in_1h(const win_entry_t *e, int64_t M) {
 
 /* 1h sums only (when no slot left 24h or 7d): folds the 1h suffix. */
 static void sum_1h(const win_entry_t *e, win_sums_t *s, int64_t M) {
-    uint32_t sales = 0, views = 0, clicks = 0, carts = 0;
-    double gmv = 0.0, pre = 0.0;
-    for (uint32_t i = e->nhour + first_in_1h(e, M); i < e->nhour + e->nmin; i++) {
-        const win_slot_t *sl = &e->slots[i];
-        if (slot_kind(sl) == KIND_ORDER) {
-            sales += sl->a;
-            pre = gmv;
-            gmv += sl->u.gmv;
-        } else {
-            views += sl->a;
-            clicks += sl->u.b.clicks;
-            carts += sl->u.b.carts;
-        }
-    }
-    s->sales[WIN_1H] = sales;
-    s->views[WIN_1H] = views;
-    s->clicks[WIN_1H] = clicks;
-    s->carts[WIN_1H] = carts;
-    s->gmv[WIN_1H] = gmv;
-    win_cache_t *c = ent_cache(e);
-    if (c) {
-        c->pre[WIN_1H] = pre;
-        c->valid |= 1u << WIN_1H;
-    }
+    sum_range(e, e->nhour + first_in_1h(e, M), e->nhour + e->nmin, WIN_1H, s);
 }
 
 /* First minute at which a slot of e leaves one of its windows. */

@@ -11,30 +11,12 @@ import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import check, finish, free_port, get  # noqa: E402
+
 binary = sys.argv[1] if len(sys.argv) > 1 else "build/poold"
-passed = failed = 0
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def get(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.loads(r.read())
 
 
 port = free_port()
@@ -71,5 +53,4 @@ try:
 finally:
     if proc.poll() is None:
         proc.kill()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
