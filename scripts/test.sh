@@ -5,7 +5,8 @@
 # the fuzz targets for a bounded time. Prints a summary; exits non-zero if
 # anything failed.
 #   FUZZ_SECONDS   seconds per fuzz target (default 20; 0 skips fuzzing)
-#   SKIP_ASAN=1    skip the sanitizer build (quick local runs)
+#   SKIP_ASAN=1    skip the ASan+UBSan build (quick local runs)
+#   SKIP_TSAN=1    skip the ThreadSanitizer build
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,6 +49,15 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     step "asan unit tests" ctest --test-dir build-asan --output-on-failure
     step "asan end-to-end" python3 tests/e2e/e2e_test.py build-asan/poold
     step "asan command line" python3 tests/e2e/cli_test.py build-asan/poold
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+    # The writer and concurrent HTTP readers (pages, member checks, ad-hoc
+    # queries, posts) under ThreadSanitizer: a data race fails the run
+    # (poold exits 66, and the e2e test checks the exit code).
+    step "tsan build" build build-tsan -DCMAKE_C_FLAGS=-fsanitize=thread \
+        -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DJEMALLOC_LIB=JEMALLOC_LIB-NOTFOUND
+    step "tsan end-to-end" env TSAN_OPTIONS=halt_on_error=1 python3 tests/e2e/e2e_test.py build-tsan/poold
 fi
 
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
