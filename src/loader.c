@@ -15,7 +15,8 @@ static void progress(const char *path, const load_totals_t *t, uint64_t t0, bool
              (unsigned long long)t->rejected, s > 0 ? (double)t->lines / s : 0.0, (double)t->bytes / 1e6);
 }
 
-static int load_one(engine_t *e, const char *path, load_totals_t *tot, char *err, size_t errlen) {
+static int load_one(engine_t *e, const char *path, load_totals_t *tot, const volatile sig_atomic_t *cancel,
+                    char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -64,6 +65,10 @@ static int load_one(engine_t *e, const char *path, load_totals_t *tot, char *err
             last = mono_ns();
         }
         if (eof) break;
+        if (cancel && *cancel) {
+            log_warn("load %s: interrupted after %llu lines", path, (unsigned long long)mine.lines);
+            break;
+        }
     }
     free(carry);
     fclose(f);
@@ -76,12 +81,13 @@ static int load_one(engine_t *e, const char *path, load_totals_t *tot, char *err
     return rc;
 }
 
-int loader_load_files(engine_t *e, const char *const *paths, size_t n, load_totals_t *tot, char *err,
-                      size_t errlen) {
+int loader_load_files(engine_t *e, const char *const *paths, size_t n, load_totals_t *tot,
+                      const volatile sig_atomic_t *cancel, char *err, size_t errlen) {
     memset(tot, 0, sizeof *tot);
     uint64_t t0 = mono_ns();
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) rc = load_one(e, paths[i], tot, err, errlen);
+    for (size_t i = 0; i < n && rc == 0 && !(cancel && *cancel); i++)
+        rc = load_one(e, paths[i], tot, cancel, err, errlen);
     ingest_report_t rep = {0};
     engine_submit(e, xstrdup(""), 0, "load", 0, ENGINE_DEFER_EVAL | ENGINE_END_BULK, -1, &rep);
     ingest_report_free(&rep);

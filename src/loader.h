@@ -9,6 +9,7 @@
 #ifndef POOLD_LOADER_H
 #define POOLD_LOADER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include "engine.h"
 
@@ -18,8 +19,9 @@ typedef struct load_totals {
 } load_totals_t;
 
 /* Loads the files in order, then ends the bulk phase. 0, or -1 with err
- * (unreadable file: the files before it stay loaded). */
-int loader_load_files(engine_t *e, const char *const *paths, size_t n, load_totals_t *tot, char *err,
-                      size_t errlen);
+ * (unreadable file: the files before it stay loaded). Stops early, between
+ * two chunks, once *cancel (may be NULL) is set, e.g. by SIGINT. */
+int loader_load_files(engine_t *e, const char *const *paths, size_t n, load_totals_t *tot,
+                      const volatile sig_atomic_t *cancel, char *err, size_t errlen);
 
 #endif

@@ -226,7 +226,7 @@ static int cmd_serve(int argc, char **argv) {
     int rc = 0;
     if (o.nloads) {
         load_totals_t tot;
-        if (loader_load_files(r.engine, o.loads, o.nloads, &tot, err, sizeof err) != 0) {
+        if (loader_load_files(r.engine, o.loads, o.nloads, &tot, &stop_requested, err, sizeof err) != 0) {
             fprintf(stderr, "poold serve: %s\n", err);
             rc = 1;
         } else {
