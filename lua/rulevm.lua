@@ -233,6 +233,60 @@ function M.examples(rule)
   end
 end
 
+-- -- Explain ----------------------------------------------------------------------
+
+local function reads_json(reads)
+  local seen, parts = {}, {}
+  for _, r in ipairs(reads) do
+    local k, v = r[1], r[2]
+    if not seen[k] then
+      seen[k] = true
+      local t = type(v)
+      local jv = (t == "string" or t == "number" or t == "boolean") and view.json(v) or "null"
+      parts[#parts + 1] = view.json(k) .. ":" .. jv
+    end
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function error_text(res)
+  if type(res) == "table" then
+    return (res[1] or "?") .. ":" .. tostring(res[2] or 0) .. ": " .. tostring(res[3])
+  end
+  return tostring(res)
+end
+
+-- Runs match and rank for SKU `id` (roots.cur) through a recording view;
+-- returns the JSON text described at rulevm_explain in src/rulevm.h.
+function M.explain(rule, id)
+  local p = rule.pool
+  roots.cur = id
+  local parts = {}
+  for _, which in ipairs({ "match", "rank" }) do
+    local fn = p[which]
+    if fn then
+      local reads = {}
+      local rv = view.recording_view(s, reads)
+      ctl.ticks = ctl.budget
+      local ok, res = xpcall(fn, M.on_error, rv)
+      ctl.ticks = 0x7fffffff
+      local fields = { '"reads":' .. reads_json(reads) }
+      if not ok then
+        fields[#fields + 1] = '"error":' .. view.json(error_text(res))
+        if which == "match" then fields[#fields + 1] = '"result":false' end
+      elseif which == "match" then
+        fields[#fields + 1] = '"result":' .. tostring(res and true or false)
+        fields[#fields + 1] = '"value":' .. view.json(show(res))
+      else
+        local score = (type(res) == "number" and res == res) and view.json(res) or "null"
+        fields[#fields + 1] = '"score":' .. score
+      end
+      parts[#parts + 1] = view.json(which) .. ":{" .. table.concat(fields, ",") .. "}"
+    end
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 -- For tests and tooling: which functions of a rule run JIT-compiled.
 function M.is_jit(rule) return rule[3] end
 

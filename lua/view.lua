@@ -135,6 +135,39 @@ function M.ffi_view(roots)
   })
 end
 
+-- A view over `s` (either flavour) that appends every read to `reads` as
+-- { field, value } (explain): "has(tag)" for s:has, "attrs.name" for
+-- attributes. Allocates; never used on the evaluation path.
+function M.recording_view(s, reads)
+  local function note(k, v) reads[#reads + 1] = { k, v } end
+  local attrs = setmetatable({}, {
+    __index = function(_, name)
+      local v = s.attrs[name]
+      note("attrs." .. tostring(name), v)
+      return v
+    end,
+    __newindex = read_only,
+    __metatable = false,
+  })
+  local function has(_, tag)
+    local v = s:has(tag)
+    note("has(" .. tostring(tag) .. ")", v)
+    return v
+  end
+  return setmetatable({}, {
+    __index = function(_, k)
+      if k == "has" then return has end
+      if k == "attrs" then return attrs end
+      local ok, v = pcall(function() return s[k] end)
+      if not ok then error(unknown_field(k), 2) end
+      note(k, v)
+      return v
+    end,
+    __newindex = read_only,
+    __metatable = false,
+  })
+end
+
 -- -- Table-backed view (examples) ----------------------------------------------------
 
 local function json_string(s)

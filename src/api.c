@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "api_rules.h"
 #include "embedded.h"
 #include "metrics.h"
 #include "pools.h"
@@ -35,6 +36,15 @@ static json_t *pool_json(const pool_view_t *p) {
     json_object_set_new(o, "updated_at", p->updated_at ? json_integer(p->updated_at) : json_null());
     json_object_set_new(o, "seq", json_integer((json_int_t)p->seq));
     json_object_set_new(o, "errors", json_integer((json_int_t)p->errors));
+    json_object_set_new(o, "state", json_string(pool_view_state(p)));
+    json_t *sizes = json_array();
+    for (uint32_t i = 0; i < p->size_1h_len; i++) json_array_append_new(sizes, json_integer(p->size_1h[i]));
+    json_object_set_new(o, "sizes_1h", sizes);
+    json_object_set_new(o, "joins_1m", json_integer(p->joins_1m));
+    json_object_set_new(o, "leaves_1m", json_integer(p->leaves_1m));
+    json_object_set_new(o, "published_at", p->published_at ? json_integer(p->published_at) : json_null());
+    json_object_set_new(o, "author", json_string(p->author ? p->author : "file"));
+    json_object_set_new(o, "compile_error", p->compile_error ? json_string(p->compile_error) : json_null());
     return o;
 }
 
@@ -443,6 +453,15 @@ static const http_route_t routes[] = {
     {"GET", "/api/pools/:name/members", h_members, 0},
     {"GET", "/api/pools/:name/members/:sku", h_member, 0},
     {"GET", "/api/skus/:sku", h_sku, 0},
+    {"GET", "/api/skus/:sku/explain", api_h_explain, 0},
+    {"GET", "/api/rules", api_h_rules, 0},
+    {"GET", "/api/rules/:name", api_h_rule, 0},
+    {"PUT", "/api/rules/:name", api_h_rule_put, 256 * 1024},
+    {"DELETE", "/api/rules/:name", api_h_rule_delete, 0},
+    {"DELETE", "/api/rules/:name/draft", api_h_draft_delete, 0},
+    {"POST", "/api/rules/:name/preview", api_h_preview, 0},
+    {"POST", "/api/rules/:name/publish", api_h_publish, 0},
+    {"POST", "/api/rules/:name/rollback", api_h_rollback, 0},
     {"POST", "/api/query", h_query, 64 * 1024},
     {"POST", "/api/events", h_events, 64u << 20},
     {"GET", "/", h_web, 0},

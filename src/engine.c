@@ -21,6 +21,8 @@
 #include <time.h>
 #include "deadletter.h"
 #include "engine.h"
+#include "engine_internal.h"
+#include "lifecycle.h"
 #include "ndjson.h"
 #include "pools.h"
 #include "rulevm.h"
@@ -32,78 +34,6 @@
 const double engine_apply_bucket_le[APPLY_HIST_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,   0.05,   0.1,     0.25,   0.5,   1,     2.5,    10};
-
-#define WRITER_MAX_EVENTS_PER_CYCLE 65536
-#define TICK_MS 250
-
-typedef struct batch {
-    struct batch *next;
-    char *buf;
-    event_t *events;
-    uint32_t n;
-    int flags;
-    uint64_t first_seq;
-    size_t bytes;
-} batch_t;
-
-typedef struct call {
-    void (*fn)(engine_t *e, void *arg);
-    void *arg;
-    bool done;
-    struct call *next;
-} call_t;
-
-struct engine {
-    engine_config_t cfg;
-    char *rules_dir, *data_dir;
-
-    /* queue (lock) */
-    pthread_mutex_t qlock;
-    pthread_cond_t qcond;     /* writer waits for work */
-    pthread_cond_t roomcond;  /* producers wait for room */
-    batch_t *qhead, *qtail;
-    size_t q_events, q_bytes;
-    uint64_t next_seq;        /* last assigned input seq */
-    call_t *calls;
-    pthread_cond_t callcond;
-    bool stopping;
-
-    /* applied (alock) */
-    pthread_mutex_t alock;
-    pthread_cond_t acond;
-    _Atomic uint64_t applied_seq;
-    _Atomic int64_t clock_ms;
-    _Atomic bool loading;
-
-    pthread_t writer;
-    bool writer_running;
-
-    /* writer-owned state */
-    tags_t *tags;
-    store_t *store;
-    windows_t *windows;
-    rulevm_t *vm;
-    view_roots_t roots;
-    pool_ctx_t pctx;
-    pool_t **pools;
-    size_t npools;
-    char **rule_failures;     /* NULL-terminated */
-    size_t nrule_failures;
-    /* SKUs touched since the last evaluation, by what changed: anything
-     * (dirty), or only their windowed counters / price fields / stock
-     * (dirty_by[VIEW_READ_* bit index]); a pool sees the latter only if its
-     * rule reads that kind of field (pool_t.reads). */
-    roaring_bitmap_t *dirty;
-    roaring_bitmap_t *dirty_by[3];
-    bool deferred;            /* a bulk load is deferring evaluation */
-    retire_list_t retired;    /* objects the next publish retires */
-    uint64_t publish_version;
-    uint64_t pending_seq;     /* applied, not yet published */
-
-    publisher_t pub;
-    deadletter_t *dl;
-    engine_stats_t stats;
-};
 
 /* The CLOCK_REALTIME time `ms` from now, for pthread_cond_timedwait. */
 static struct timespec deadline_after(int ms) {
@@ -143,6 +73,22 @@ static void refresh_roots(engine_t *e) {
     e->roots.win = windows_sums(e->windows);
     e->roots.dims = store_dims(e->store);
     e->pctx.now = atomic_load(&e->clock_ms);
+    e->pctx.event_seq = e->event_seq;
+    e->pctx.event_seq_len = e->event_seq_cap;
+}
+
+void engine_refresh_roots(engine_t *e) { refresh_roots(e); }
+
+/* Remembers the input seq of the last event on each SKU (change causes). */
+static void note_event_seq(engine_t *e, uint32_t id, uint64_t seq) {
+    if (id >= e->event_seq_cap) {
+        size_t cap = e->event_seq_cap ? e->event_seq_cap : 4096;
+        while (cap <= id) cap *= 2;
+        e->event_seq = xrealloc(e->event_seq, cap * sizeof *e->event_seq);
+        memset(e->event_seq + e->event_seq_cap, 0, (cap - e->event_seq_cap) * sizeof *e->event_seq);
+        e->event_seq_cap = cap;
+    }
+    e->event_seq[id] = seq;
 }
 
 /* -- construction ---------------------------------------------------------- */
@@ -195,7 +141,6 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     atomic_init(&e->applied_seq, 0);
     atomic_init(&e->clock_ms, cfg->clock_event ? 0 : wall_ms());
     atomic_init(&e->loading, false);
-    e->rule_failures = xcalloc(1, sizeof *e->rule_failures);
     publish_init(&e->pub);
     e->tags = tags_new();
     e->store = store_new(e->tags);
@@ -218,6 +163,8 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     e->pctx.tags = e->tags;
     e->pctx.vm = e->vm;
     e->pctx.roots = &e->roots;
+    e->pctx.log_max = cfg->changes_retention;
+    e->pctx.cause = CAUSE_EVENT;
     return e;
 }
 
@@ -236,8 +183,8 @@ void engine_free(engine_t *e) {
     retire_free(&e->retired);
     for (size_t i = 0; i < e->npools; i++) pool_free(e->pools[i], e->vm);
     free(e->pools);
-    for (size_t i = 0; i < e->nrule_failures; i++) free(e->rule_failures[i]);
-    free(e->rule_failures);
+    lifecycle_free(e);
+    free(e->event_seq);
     pool_ctx_free(&e->pctx);
     rulevm_free(e->vm);
     windows_free(e->windows);
@@ -255,74 +202,6 @@ void engine_free(engine_t *e) {
     pthread_mutex_destroy(&e->alock);
     pthread_cond_destroy(&e->acond);
     free(e);
-}
-
-/* -- rules ------------------------------------------------------------------ */
-
-static void add_rule_failure(engine_t *e, const char *fmt, const char *a, int line, const char *msg) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, fmt, a, line, msg);
-    log_error("rule not loaded: %s", buf);
-    e->rule_failures = xrealloc(e->rule_failures, (e->nrule_failures + 2) * sizeof *e->rule_failures);
-    e->rule_failures[e->nrule_failures++] = xstrdup(buf);
-    e->rule_failures[e->nrule_failures] = NULL;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int load_rules(engine_t *e, char *err, size_t errlen) {
-    DIR *d = opendir(e->rules_dir);
-    if (!d) {
-        snprintf(err, errlen, "cannot open rules directory %s: %s", e->rules_dir, strerror(errno));
-        return -1;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l <= 4 || strcmp(de->d_name + l - 4, ".lua") != 0 || de->d_name[0] == '.') continue;
-        names = xrealloc(names, (n + 1) * sizeof *names);
-        names[n++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        char path[4096], hint[256];
-        snprintf(path, sizeof path, "%s/%s", e->rules_dir, names[i]);
-        snprintf(hint, sizeof hint, "%.*s", (int)(strlen(names[i]) - 4), names[i]);
-        size_t len;
-        char *src = read_file(path, &len);
-        if (!src) {
-            add_rule_failure(e, "%s:%d: cannot read: %s", path, 0, strerror(errno));
-            continue;
-        }
-        rule_def_t *def = NULL;
-        rule_error_t rerr;
-        if (rulevm_compile(e->vm, path, hint, src, len, &def, &rerr) != 0) {
-            add_rule_failure(e, "%s:%d: %s", rerr.file[0] ? rerr.file : path, rerr.line, rerr.msg);
-            free(src);
-            continue;
-        }
-        char perr[512];
-        refresh_roots(e);
-        pool_t *p = pool_new(&e->pctx, def, src, perr, sizeof perr);
-        free(src);
-        if (!p) {
-            add_rule_failure(e, "%s:%d: where: %s", path, 0, perr);
-            continue;
-        }
-        e->pools = xrealloc(e->pools, (e->npools + 1) * sizeof *e->pools);
-        e->pools[e->npools++] = p;
-        pool_recompute(p, &e->pctx);
-        log_info("pool %s loaded from %s (%llu members)", p->name, path,
-                 (unsigned long long)roaring_bitmap_get_cardinality(p->members));
-    }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return 0;
 }
 
 /* -- applying events --------------------------------------------------------- */
@@ -354,7 +233,7 @@ static void count_window(engine_t *e, int counted) {
     if (!counted) atomic_fetch_add_explicit(&e->stats.stale_window_events, 1, memory_order_relaxed);
 }
 
-static void apply_event(engine_t *e, const event_t *ev) {
+static void apply_event(engine_t *e, const event_t *ev, uint64_t seq) {
     store_t *st = e->store;
     if (e->cfg.clock_event && (ev->has & EV_TS)) advance_clock(e, ev->ts);
     int64_t now = atomic_load_explicit(&e->clock_ms, memory_order_relaxed);
@@ -364,10 +243,12 @@ static void apply_event(engine_t *e, const event_t *ev) {
         windows_release(e->windows, &store_row(st, id)->win);
         store_delete(st, id, &e->retired);
         roaring_bitmap_add(e->dirty, id);
+        note_event_seq(e, id, seq);
         return;
     }
     bool created;
     id = store_upsert_id(st, ev->sku.p, ev->sku.len, &created, &e->retired);
+    note_event_seq(e, id, seq);
     /* What the event can change, for the pools that care (see dirty_by). */
     roaring_bitmap_t *dirty = e->dirty;
     if (!created) {
@@ -428,24 +309,40 @@ static void evaluate(engine_t *e) {
     if (!e->cfg.clock_event) atomic_store(&e->clock_ms, now);
     windows_advance(e->windows, now, window_changed, e);
     refresh_roots(e);
-    for (size_t i = 0; i < e->npools; i++) pool_tick_schedule(e->pools[i], &e->pctx);
+    /* The live pools, then the shadows of rule versions being computed
+     * (lifecycle.c), which must see every change too. */
+    pool_t *shadow_buf[16];
+    size_t nshadow = lifecycle_w_shadows(e, shadow_buf, 16);
+    size_t npools = e->npools + nshadow;
+    pool_t **all = xmalloc((npools ? npools : 1) * sizeof *all);
+    memcpy(all, e->pools, e->npools * sizeof *all);
+    memcpy(all + e->npools, shadow_buf, nshadow * sizeof *all);
+    for (size_t i = 0; i < npools; i++) {
+        pool_tick_schedule(all[i], &e->pctx);
+        pool_tick_minute(all[i], now);
+    }
     uint64_t n = roaring_bitmap_get_cardinality(e->dirty), total = n;
     for (int k = 0; k < 3; k++) total += roaring_bitmap_get_cardinality(e->dirty_by[k]);
-    if (total == 0) return;
+    if (total == 0) {
+        free(all);
+        e->pctx.event_floor = e->pending_seq;
+        return;
+    }
     uint32_t live = store_count(e->store);
     if (total > 4096 && total * 4 > live) {
         atomic_fetch_add(&e->stats.full_recomputes, 1);
-        for (size_t i = 0; i < e->npools; i++) {
+        for (size_t i = 0; i < npools; i++) {
             refresh_roots(e);
-            pool_recompute(e->pools[i], &e->pctx);
+            pool_recompute(all[i], &e->pctx);
         }
+        lifecycle_w_full_recomputed(e);
     } else {
         /* One sorted id list per distinct mask of what pools read (at most
          * eight), built on first use. */
         uint32_t *lists[8] = {0};
         size_t lens[8] = {0};
-        for (size_t i = 0; i < e->npools; i++) {
-            pool_t *p = e->pools[i];
+        for (size_t i = 0; i < npools; i++) {
+            pool_t *p = all[i];
             unsigned mask = p->reads & 7u;
             if (!lists[mask] && !lens[mask]) {
                 roaring_bitmap_t *u = roaring_bitmap_copy(e->dirty);
@@ -461,8 +358,10 @@ static void evaluate(engine_t *e) {
         }
         for (int m = 0; m < 8; m++) free(lists[m]);
     }
+    free(all);
     roaring_bitmap_clear(e->dirty);
     for (int k = 0; k < 3; k++) roaring_bitmap_clear(e->dirty_by[k]);
+    e->pctx.event_floor = e->pending_seq;
 }
 
 static void publish(engine_t *e) {
@@ -509,7 +408,7 @@ static void *writer_main(void *arg) {
     engine_t *e = arg;
     for (;;) {
         pthread_mutex_lock(&e->qlock);
-        if (!e->qhead && !e->calls && !e->stopping) {
+        if (!e->qhead && !e->calls && !e->stopping && !lifecycle_w_busy(e)) {
             struct timespec ts = deadline_after(TICK_MS);
             pthread_cond_timedwait(&e->qcond, &e->qlock, &ts);
         }
@@ -544,7 +443,7 @@ static void *writer_main(void *arg) {
                 e->deferred = true;
                 atomic_store(&e->loading, true);
             }
-            for (uint32_t i = 0; i < b->n; i++) apply_event(e, &b->events[i]);
+            for (uint32_t i = 0; i < b->n; i++) apply_event(e, &b->events[i], b->first_seq + i);
             atomic_fetch_add_explicit(&e->stats.applied, b->n, memory_order_relaxed);
             if (b->n) last_seq = b->first_seq + b->n - 1;
             if (b->flags & ENGINE_END_BULK) end_bulk = true;
@@ -553,6 +452,7 @@ static void *writer_main(void *arg) {
         if (last_seq) e->pending_seq = last_seq;
         if (!e->deferred) {
             evaluate(e);
+            lifecycle_w_step(e);
             /* Publish first, then announce: a client told "applied" reads
              * its own writes. A bulk load publishes once, at its end:
              * readers keep the version from before the load, and the load
@@ -560,6 +460,7 @@ static void *writer_main(void *arg) {
             publish(e);
             atomic_store(&e->applied_seq, e->pending_seq);
             if (end_bulk) atomic_store(&e->loading, false);
+            lifecycle_w_published(e);
         }
         if (take) {
             atomic_fetch_add_explicit(&e->stats.batches, 1, memory_order_relaxed);
@@ -577,22 +478,27 @@ static void *writer_main(void *arg) {
         }
         run_calls(e, calls);
     }
+    lifecycle_w_abort(e);
     return NULL;
 }
 
 int engine_start(engine_t *e, char *err, size_t errlen) {
-    if (load_rules(e, err, errlen) != 0) return -1;
+    if (lifecycle_load(e, err, errlen) != 0) return -1;
     publish(e);
     if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
         snprintf(err, errlen, "cannot start the writer thread");
         return -1;
     }
     e->writer_running = true;
+    char werr[512];
+    if (lifecycle_watch_start(e, werr, sizeof werr) != 0)
+        log_warn("%s: rule files will not be reloaded until a restart", werr);
     return 0;
 }
 
 void engine_stop(engine_t *e) {
     if (!e->writer_running) return;
+    lifecycle_watch_stop(e);
     pthread_mutex_lock(&e->qlock);
     e->stopping = true;
     pthread_cond_broadcast(&e->qcond);
@@ -754,7 +660,6 @@ tags_t *engine_w_tags(engine_t *e) { return e->tags; }
 windows_t *engine_w_windows(engine_t *e) { return e->windows; }
 size_t engine_w_npools(engine_t *e) { return e->npools; }
 pool_t *engine_w_pool(engine_t *e, size_t i) { return i < e->npools ? e->pools[i] : NULL; }
-const char *const *engine_w_rule_failures(engine_t *e) { return (const char *const *)e->rule_failures; }
 
 size_t engine_w_memory(engine_t *e, size_t *store_b, size_t *tags_b, size_t *windows_b, size_t *lua_b) {
     *store_b = store_memory(e->store);

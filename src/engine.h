@@ -35,6 +35,7 @@ typedef struct engine_config {
     size_t queue_max_events;    /* backpressure bound (events) */
     size_t queue_max_bytes;     /* backpressure bound (bytes of NDJSON) */
     size_t lua_mem_limit;       /* bytes for the rule VM */
+    size_t changes_retention;   /* membership changes kept per pool (0 = POOL_LOG_DEFAULT_CAP) */
 } engine_config_t;
 
 #define APPLY_HIST_BUCKETS 16
@@ -113,8 +114,6 @@ struct tags *engine_w_tags(engine_t *e);
 struct windows *engine_w_windows(engine_t *e);
 size_t engine_w_npools(engine_t *e);
 struct pool *engine_w_pool(engine_t *e, size_t i);
-/* Rules that failed to load: "file:line: message", NULL-terminated. */
-const char *const *engine_w_rule_failures(engine_t *e);
 size_t engine_w_memory(engine_t *e, size_t *store_b, size_t *tags_b, size_t *windows_b, size_t *lua_b);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lifecycle.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -51,6 +52,8 @@ static long rss_bytes(void) {
     fclose(f);
     return resident < 0 ? -1 : resident * 4096;
 }
+
+static void emit_line(void *arg, const char *line) { bprintf(arg, "%s", line); }
 
 char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, size_t *len) {
     buf_t b = {xmalloc(16384), 0, 16384};
@@ -117,6 +120,7 @@ char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, siz
     }
     family(&b, "poold_resident_memory_bytes", "gauge", "Resident set size of the process.");
     bprintf(&b, "poold_resident_memory_bytes %ld\n", rss_bytes());
+    lifecycle_metrics(e, emit_line, &b);
     family(&b, "poold_uptime_seconds", "gauge", "Seconds since start.");
     bprintf(&b, "poold_uptime_seconds %lld\n", (long long)((wall_ms() - started_ms) / 1000));
     (void)server;

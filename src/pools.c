@@ -5,6 +5,19 @@
 #include "pools.h"
 #include "util.h"
 
+const double pool_cost_bucket_le[POOL_COST_BUCKETS] = {0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025,
+                                                       0.005,   0.01,    0.025,  0.05,   0.1,   0.5};
+
+const char *pool_cause_name(pool_cause_t c) {
+    switch (c) {
+    case CAUSE_EVENT: return "event";
+    case CAUSE_TICK: return "tick";
+    case CAUSE_PUBLISH: return "publish";
+    case CAUSE_SCHEDULE: return "schedule";
+    }
+    return "unknown";
+}
+
 static void ctx_reserve(pool_ctx_t *ctx, size_t n) {
     if (n <= ctx->cap) return;
     size_t cap = ctx->cap ? ctx->cap : 1024;
@@ -73,8 +86,9 @@ pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err
     p->bound_tag_count = UINT32_MAX;
     p->members = roaring_bitmap_create();
     roaring_bitmap_set_copy_on_write(p->members, true); /* cheap pool_publish copies; see tags.c */
-    p->log = xcalloc(POOL_LOG_CAP, sizeof *p->log);
+    p->cost = xcalloc(1, sizeof *p->cost);
     p->active = schedule_active(def, ctx->now);
+    p->schedule_checked_at = ctx->now;
     p->view_stale = true;
     if (def->has_rank) p->ranking = rank_index_new();
     const char **names;
@@ -84,29 +98,156 @@ pool_t *pool_new(pool_ctx_t *ctx, rule_def_t *def, const char *source, char *err
     return p;
 }
 
-void pool_free(pool_t *p, rulevm_t *vm) {
-    if (!p) return;
+static void change_name_free(pool_change_t *c) {
+    if (c->heap) free(c->name.heap);
+    c->heap = 0;
+}
+
+static void free_parts(pool_t *p, rulevm_t *vm) {
     free(p->name);
     free(p->source);
     rulevm_release(vm, p->def);
     tagexpr_free(p->where);
     roaring_bitmap_free(p->members);
+    for (size_t i = 0; i < p->log_len; i++) change_name_free(&p->log[(p->log_head + i) % p->log_cap]);
     free(p->log);
     free(p->last_error);
-    pool_view_free(p->view);
+    free(p->author);
+    free(p->compile_error);
     rank_index_free(p->ranking);
     free(p->order);
     free(p);
 }
 
+void pool_free(pool_t *p, rulevm_t *vm) {
+    if (!p) return;
+    pool_view_free(p->view);
+    free(p->cost);
+    free_parts(p, vm);
+}
+
+static void free_retired(void *arg, void *ptr) {
+    (void)arg;
+    free(ptr);
+}
+
+static void pool_view_retire(void *arg, void *ptr);
+
+void pool_retire(pool_t *p, rulevm_t *vm, retire_list_t *rl) {
+    if (!p) return;
+    if (p->view) retire_push(rl, pool_view_retire, NULL, p->view);
+    retire_push(rl, free_retired, NULL, p->cost);
+    free_parts(p, vm);
+}
+
 /* -- change log ------------------------------------------------------------ */
 
+/* Grows the ring (up to ctx->log_max) or drops the oldest change; returns
+ * the slot for the next change. */
+static pool_change_t *log_slot(pool_t *p, pool_ctx_t *ctx) {
+    size_t max = ctx->log_max ? ctx->log_max : POOL_LOG_DEFAULT_CAP;
+    if (p->log_len == p->log_cap && p->log_cap < max) {
+        size_t cap = p->log_cap ? p->log_cap * 2 : 256;
+        if (cap > max) cap = max;
+        pool_change_t *n = xmalloc(cap * sizeof *n);
+        for (size_t i = 0; i < p->log_len; i++) n[i] = p->log[(p->log_head + i) % p->log_cap];
+        free(p->log);
+        p->log = n;
+        p->log_head = 0;
+        p->log_cap = cap;
+    }
+    pool_change_t *c;
+    if (p->log_len == p->log_cap) {
+        c = &p->log[p->log_head];
+        change_name_free(c);
+        p->log_head = (p->log_head + 1) % p->log_cap;
+    } else {
+        c = &p->log[(p->log_head + p->log_len) % p->log_cap];
+        p->log_len++;
+    }
+    return c;
+}
+
 static void record_change(pool_t *p, pool_ctx_t *ctx, uint32_t sku, bool joined) {
-    size_t at = (p->log_head + p->log_len) % POOL_LOG_CAP;
-    if (p->log_len == POOL_LOG_CAP) p->log_head = (p->log_head + 1) % POOL_LOG_CAP;
-    else p->log_len++;
-    p->log[at] = (pool_change_t){++p->seq, sku, joined};
+    if (p->shadow) return;
+    pool_change_t *c = log_slot(p, ctx);
+    c->seq = ++p->seq;
+    c->sku = sku;
+    c->joined = joined;
+    c->at = ctx->now;
+    c->cause = (uint8_t)ctx->cause;
+    c->cause_ref = ctx->cause_ref;
+    if (ctx->cause == CAUSE_EVENT) {
+        uint64_t s = sku < ctx->event_seq_len ? ctx->event_seq[sku] : 0;
+        if (s > ctx->event_floor) {
+            c->cause_ref = s;
+        } else {
+            c->cause = CAUSE_TICK;
+            c->cause_ref = 0;
+        }
+    }
+    const char *name = store_name(ctx->store, sku);
+    if (!name) name = "";
+    size_t len = strlen(name);
+    c->heap = len > POOL_CHANGE_INLINE_NAME;
+    if (c->heap) c->name.heap = xstrdup(name);
+    else memcpy(c->name.inline_name, name, len + 1);
+    if (joined) p->joins_now++;
+    else p->leaves_now++;
     p->updated_at = ctx->now;
+    p->view_stale = true;
+}
+
+const pool_change_t *pool_last_change(const pool_t *p, uint32_t sku, const char *name) {
+    for (size_t i = p->log_len; i-- > 0;) {
+        const pool_change_t *c = &p->log[(p->log_head + i) % p->log_cap];
+        if (c->sku == sku && strcmp(pool_change_name(c), name) == 0) return c;
+    }
+    return NULL;
+}
+
+uint64_t pool_changes_retained_from(const pool_t *p) {
+    return p->log_len ? p->log[p->log_head].seq : p->seq + 1;
+}
+
+size_t pool_changes_copy(const pool_t *p, uint64_t since, pool_change_t *out, size_t max) {
+    if (!p->log_len || since >= p->seq) return 0;
+    uint64_t first = p->log[p->log_head].seq;
+    size_t start = since < first ? 0 : (size_t)(since + 1 - first); /* seqs in the ring are consecutive */
+    size_t n = 0;
+    for (size_t i = start; i < p->log_len && n < max; i++) {
+        out[n] = p->log[(p->log_head + i) % p->log_cap];
+        out[n].name.heap = xstrdup(pool_change_name(&out[n]));
+        out[n].heap = 1;
+        n++;
+    }
+    return n;
+}
+
+void pool_changes_free(pool_change_t *c, size_t n) {
+    for (size_t i = 0; i < n; i++) change_name_free(&c[i]);
+}
+
+void pool_tick_minute(pool_t *p, int64_t now) {
+    int64_t m = now / 60000;
+    if (p->minute == 0) p->minute = m;
+    if (m <= p->minute) return;
+    int64_t steps = m - p->minute;
+    if (steps > 60) steps = 60;
+    uint32_t size = (uint32_t)roaring_bitmap_get_cardinality(p->members);
+    for (int64_t i = 0; i < steps; i++) {
+        if (p->size_1h_len < 60) p->size_1h[p->size_1h_len++] = size;
+        else {
+            memmove(p->size_1h, p->size_1h + 1, 59 * sizeof *p->size_1h);
+            p->size_1h[59] = size;
+        }
+    }
+    p->joins_1m = steps == 1 ? p->joins_now : 0;
+    p->leaves_1m = steps == 1 ? p->leaves_now : 0;
+    p->joins_now = p->leaves_now = 0;
+    p->errors_recent = steps == 1 ? p->errors_now : 0;
+    p->errors_now = 0;
+    p->minute = m;
     p->view_stale = true;
 }
 
@@ -114,6 +255,7 @@ static void note_errors(pool_t *p, long nerr, const rule_error_t *e) {
     if (nerr <= 0) return;
     bool first = p->errors == 0;
     p->errors += (uint64_t)nerr;
+    p->errors_now += (uint64_t)nerr;
     char buf[sizeof e->file + sizeof e->msg + 32];
     snprintf(buf, sizeof buf, "%s:%d: %s", e->file, e->line, e->msg);
     if (!p->last_error || strcmp(p->last_error, buf) != 0) {
@@ -137,16 +279,32 @@ static bool listed(pool_ctx_t *ctx, char **names, size_t n, uint32_t sku) {
 
 /* -- evaluation -------------------------------------------------------------- */
 
+static void observe_cost(pool_t *p, size_t n, long nerr, uint64_t ns) {
+    pool_cost_t *c = p->cost;
+    atomic_fetch_add_explicit(&c->evaluations, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->ns, ns, memory_order_relaxed);
+    if (nerr > 0) atomic_fetch_add_explicit(&c->errors, (uint64_t)nerr, memory_order_relaxed);
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < POOL_COST_BUCKETS && s > pool_cost_bucket_le[b]) b++;
+    atomic_fetch_add_explicit(&c->hist[b], 1, memory_order_relaxed);
+}
+
 static long run_match(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n, rule_error_t *err) {
     ctx->roots->reads = 0;
+    uint64_t t0 = mono_ns();
     long nerr = rulevm_match(ctx->vm, p->def, ids, n, ctx->out, err);
+    observe_cost(p, n, nerr, mono_ns() - t0);
     p->reads |= ctx->roots->reads;
     return nerr;
 }
 
 static long run_rank(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n, rule_error_t *err) {
     ctx->roots->reads = 0;
+    uint64_t t0 = mono_ns();
     long nerr = rulevm_rank(ctx->vm, p->def, ids, n, ctx->score, err);
+    observe_cost(p, n, nerr, mono_ns() - t0);
     p->reads |= ctx->roots->reads;
     return nerr;
 }
@@ -259,14 +417,56 @@ static void apply_new_members(pool_t *p, pool_ctx_t *ctx, roaring_bitmap_t *next
     p->view_stale = true;
 }
 
+void pool_go_live(pool_t *p, pool_ctx_t *ctx) {
+    p->shadow = false;
+    roaring_bitmap_t *next = p->members;
+    p->members = roaring_bitmap_create();
+    roaring_bitmap_set_copy_on_write(p->members, true);
+    apply_new_members(p, ctx, next);
+}
+
+void pool_clear(pool_t *p, pool_ctx_t *ctx) {
+    if (p->ranking) {
+        rank_index_free(p->ranking);
+        p->ranking = rank_index_new();
+    }
+    p->norder = 0;
+    apply_new_members(p, ctx, roaring_bitmap_create());
+}
+
+void pool_adopt(pool_t *p, pool_t *shadow, pool_ctx_t *ctx, rulevm_t *vm) {
+#define SWAP_FIELD(f)            \
+    do {                         \
+        __typeof__(p->f) t = p->f; \
+        p->f = shadow->f;        \
+        shadow->f = t;           \
+    } while (0)
+    SWAP_FIELD(source);
+    SWAP_FIELD(def);
+    SWAP_FIELD(where);
+    SWAP_FIELD(bound_tag_count);
+    SWAP_FIELD(reads);
+    SWAP_FIELD(ranking);
+    SWAP_FIELD(order);
+    SWAP_FIELD(norder);
+    SWAP_FIELD(order_cap);
+    SWAP_FIELD(active);
+    SWAP_FIELD(version);
+    SWAP_FIELD(schedule_checked_at);
+#undef SWAP_FIELD
+    p->errors = p->errors_now = p->errors_recent = 0;
+    free(p->last_error);
+    p->last_error = NULL;
+    roaring_bitmap_t *next = shadow->members;
+    shadow->members = roaring_bitmap_create();
+    apply_new_members(p, ctx, next);
+    p->view_stale = true;
+    pool_free(shadow, vm);
+}
+
 void pool_recompute(pool_t *p, pool_ctx_t *ctx) {
     if (!p->active) {
-        if (p->ranking) {
-            rank_index_free(p->ranking);
-            p->ranking = rank_index_new();
-            p->norder = 0;
-        }
-        apply_new_members(p, ctx, roaring_bitmap_create());
+        pool_clear(p, ctx);
         return;
     }
     roaring_bitmap_t *cand = tagexpr_eval_bitmap(p->where, resolve_tag, ctx, store_live(ctx->store));
@@ -325,8 +525,15 @@ void pool_tick_schedule(pool_t *p, pool_ctx_t *ctx) {
     if (active == p->active) return;
     log_info("pool %s: schedule %s", p->name, active ? "starts" : "ends");
     p->active = active;
+    p->schedule_checked_at = ctx->now;
     p->view_stale = true;
+    pool_cause_t cause = ctx->cause;
+    uint64_t ref = ctx->cause_ref;
+    ctx->cause = CAUSE_SCHEDULE;
+    ctx->cause_ref = p->version;
     pool_recompute(p, ctx);
+    ctx->cause = cause;
+    ctx->cause_ref = ref;
 }
 
 static void pool_view_retire(void *arg, void *ptr) {
@@ -355,7 +562,17 @@ pool_view_t *pool_publish(pool_t *p, retire_list_t *rl) {
     v->limit = d->limit;
     v->errors = p->errors;
     v->last_error = p->last_error ? xstrdup(p->last_error) : NULL;
-    v->changes_retained_from = p->log_len ? p->log[p->log_head].seq : p->seq + 1;
+    v->changes_retained_from = pool_changes_retained_from(p);
+    memcpy(v->size_1h, p->size_1h, sizeof v->size_1h);
+    v->size_1h_len = p->size_1h_len;
+    v->joins_1m = p->joins_1m;
+    v->leaves_1m = p->leaves_1m;
+    v->published_at = p->published_at;
+    v->author = xstrdup(p->author ? p->author : "file");
+    v->compile_error = p->compile_error ? xstrdup(p->compile_error) : NULL;
+    v->cost = p->cost;
+    v->failing = p->errors_now || p->errors_recent;
+    v->clock_at_publish = p->schedule_checked_at;
     if (p->ranking) {
         v->order = xmalloc((p->norder ? p->norder : 1) * sizeof *v->order);
         if (p->norder) memcpy(v->order, p->order, p->norder * sizeof *v->order);

@@ -12,8 +12,17 @@ void pool_view_free(pool_view_t *pv) {
     free(pv->where);
     free(pv->last_error);
     free(pv->order);
+    free(pv->author);
+    free(pv->compile_error);
     roaring_bitmap_free(pv->members);
     free(pv);
+}
+
+const char *pool_view_state(const pool_view_t *pv) {
+    if (pv->compile_error || pv->failing) return "failing";
+    if (pv->active) return "live";
+    if (pv->active_from && pv->clock_at_publish < pv->active_from) return "scheduled";
+    return "inactive";
 }
 
 void publish_init(publisher_t *p) {

@@ -38,13 +38,26 @@ typedef struct pool_view {
     bool active, has_match, has_rank;
     long limit;
     uint64_t errors;            /* rule evaluation errors so far */
+    bool failing;               /* errors this minute or the last one */
+    int64_t clock_at_publish;   /* engine clock when this view was made */
     char *last_error;           /* "file:line: message" or NULL */
     uint64_t changes_retained_from; /* oldest seq still in the change log */
     uint32_t *order;            /* ranked pools: the members in rank order (pins first); else NULL */
     size_t norder;
+    uint32_t size_1h[60];       /* size at the end of each of the last minutes, oldest first */
+    uint32_t size_1h_len;
+    uint32_t joins_1m, leaves_1m; /* in the last full minute */
+    int64_t published_at;       /* ms, when the live version was published (0 = at start) */
+    char *author;               /* of the live version */
+    char *compile_error;        /* the rule file's last failed reload, or NULL */
+    struct pool_cost *cost;     /* live counters, not owned (see pools.h) */
 } pool_view_t;
 
 void pool_view_free(pool_view_t *pv);
+/* "live", "scheduled" (before its window), "inactive" (outside it),
+ * "failing" (rule errors in the last minutes, or its file failed to
+ * reload while the previous version stays live). */
+const char *pool_view_state(const pool_view_t *pv);
 
 typedef struct view {
     uint64_t version;           /* publish counter */

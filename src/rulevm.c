@@ -65,7 +65,7 @@ struct rulevm {
     size_t mem_used, mem_limit;
     int limit_on;  /* enforce mem_limit */
     int killed;    /* the hook fires on every instruction */
-    int ref_compile, ref_examples, ref_onerror;
+    int ref_compile, ref_examples, ref_onerror, ref_explain;
     rulevm_ctl_t ctl;
 };
 
@@ -204,6 +204,8 @@ static int setup_cfn(lua_State *L) {
     vm->ref_examples = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "on_error");
     vm->ref_onerror = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "explain");
+    vm->ref_explain = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
     return 0;
 }
@@ -494,6 +496,35 @@ int rulevm_run_examples(rulevm_t *vm, const rule_def_t *def, rule_error_t *err) 
     lua_settop(L, top);
     if (rc == LUA_ERRMEM) full_gc(vm);
     return rc ? -1 : 0;
+}
+
+char *rulevm_explain(rulevm_t *vm, const rule_def_t *def, uint32_t id, rule_error_t *err) {
+    if (!vm || !def) return NULL;
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_onerror);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_explain);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, def->ref);
+    lua_pushnumber(L, (lua_Number)id);
+    int rc = lua_pcall(L, 2, 1, top + 1);
+    hook_reset(vm);
+    vm->ctl.ticks = INT32_MAX;
+    char *out = NULL;
+    if (rc) err_take(vm, rc, def->file, err);
+    else {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (s) {
+            out = xmalloc(len + 1);
+            memcpy(out, s, len);
+            out[len] = '\0';
+        } else {
+            err_set(err, def->file, 0, "explain returned no text");
+        }
+    }
+    lua_settop(L, top);
+    if (rc == LUA_ERRMEM) full_gc(vm);
+    return out;
 }
 
 int rulevm_rule_is_jit(rulevm_t *vm, const rule_def_t *def) {

@@ -82,6 +82,15 @@ long rulevm_rank(rulevm_t *vm, const rule_def_t *def, const uint32_t *ids, size_
  * else -1 with err naming the example's line and what differed. */
 int rulevm_run_examples(rulevm_t *vm, const rule_def_t *def, rule_error_t *err);
 
+/* Explains one SKU (roots->rows[id] etc. must be current): the JSON text
+ *   {"match": {"result": bool, "value": "...", "reads": {field: value},
+ *              "error": "file:line: msg"?},          (absent without match)
+ *    "rank":  {"score": n|null, "reads": {...}, "error": ...?}}  (absent without rank)
+ * where reads lists every SKU field the function read, in the form the rule
+ * saw it ("has(tag)" and "attrs.name" for tags and attributes).
+ * malloc'd; NULL with err when the explain itself failed. */
+char *rulevm_explain(rulevm_t *vm, const rule_def_t *def, uint32_t id, rule_error_t *err);
+
 /* Bytes the VM's Lua state holds now. */
 size_t rulevm_memory(const rulevm_t *vm);
 

@@ -1,0 +1,107 @@
+/* engine_internal.h - the engine's state, shared by the files that make up
+ * the writer: engine.c (queue, apply loop, publish) and lifecycle.c (rule
+ * versions, drafts, preview/publish jobs, explain). Nothing else includes
+ * it; the rest of poold uses engine.h.
+ *
+ * Every field below "writer-owned state" is touched only by the writer
+ * thread or a function it runs (engine_call). */
+#ifndef POOLD_ENGINE_INTERNAL_H
+#define POOLD_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <roaring/roaring.h>
+#include "deadletter.h"
+#include "engine.h"
+#include "pools.h"
+#include "rulevm.h"
+#include "store.h"
+#include "tags.h"
+#include "windows.h"
+
+struct rulebook;
+struct rule_job;
+struct rules_watch;
+
+#define WRITER_MAX_EVENTS_PER_CYCLE 65536
+#define TICK_MS 250
+
+typedef struct batch {
+    struct batch *next;
+    char *buf;
+    event_t *events;
+    uint32_t n;
+    int flags;
+    uint64_t first_seq;
+    size_t bytes;
+} batch_t;
+
+typedef struct call {
+    void (*fn)(engine_t *e, void *arg);
+    void *arg;
+    bool done;
+    struct call *next;
+} call_t;
+
+struct engine {
+    engine_config_t cfg;
+    char *rules_dir, *data_dir;
+
+    /* queue (lock) */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;     /* writer waits for work */
+    pthread_cond_t roomcond;  /* producers wait for room */
+    batch_t *qhead, *qtail;
+    size_t q_events, q_bytes;
+    uint64_t next_seq;        /* last assigned input seq */
+    call_t *calls;
+    pthread_cond_t callcond;
+    bool stopping;
+
+    /* applied (alock) */
+    pthread_mutex_t alock;
+    pthread_cond_t acond;
+    _Atomic uint64_t applied_seq;
+    _Atomic int64_t clock_ms;
+    _Atomic bool loading;
+
+    pthread_t writer;
+    bool writer_running;
+
+    /* writer-owned state */
+    tags_t *tags;
+    store_t *store;
+    windows_t *windows;
+    rulevm_t *vm;
+    view_roots_t roots;
+    pool_ctx_t pctx;
+    pool_t **pools;           /* sorted by name */
+    size_t npools;
+    uint64_t *event_seq;      /* last input seq per internal id (change causes) */
+    size_t event_seq_cap;
+    struct rulebook *rulebook;
+    struct rule_job *jobs;    /* rule versions being recomputed (lifecycle.c) */
+    struct rules_watch *watch;
+    atomic_uint_fast64_t rule_reload_failures;
+    char **rule_failures;     /* NULL-terminated */
+    size_t nrule_failures;
+    /* SKUs touched since the last evaluation, by what changed: anything
+     * (dirty), or only their windowed counters / price fields / stock
+     * (dirty_by[VIEW_READ_* bit index]); a pool sees the latter only if its
+     * rule reads that kind of field (pool_t.reads). */
+    roaring_bitmap_t *dirty;
+    roaring_bitmap_t *dirty_by[3];
+    bool deferred;            /* a bulk load is deferring evaluation */
+    retire_list_t retired;    /* objects the next publish retires */
+    uint64_t publish_version;
+    uint64_t pending_seq;     /* applied, not yet published */
+
+    publisher_t pub;
+    deadletter_t *dl;
+    engine_stats_t stats;
+};
+
+
+/* Refreshes the FFI roots and ctx->now before evaluating (writer). */
+void engine_refresh_roots(engine_t *e);
+
+#endif
