@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "api_changes.h"
 #include "api_rules.h"
+#include "audit.h"
+#include "auth.h"
 #include "embedded.h"
 #include "metrics.h"
 #include "pools.h"
@@ -445,13 +448,17 @@ static void h_web(void *app, const http_req_t *req, const char *const *args, htt
     http_resp_static(resp, 200, content_type_for(rel), f->data, f->size);
 }
 
+static void h_whoami(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp);
+
 static const http_route_t routes[] = {
+    {"GET", "/api/whoami", h_whoami, 0},
     {"GET", "/healthz", h_healthz, 0},
     {"GET", "/metrics", h_metrics, 0},
     {"GET", "/api/pools", h_pools, 0},
     {"GET", "/api/pools/:name", h_pool, 0},
     {"GET", "/api/pools/:name/members", h_members, 0},
     {"GET", "/api/pools/:name/members/:sku", h_member, 0},
+    {"GET", "/api/pools/:name/changes", api_h_changes, 0},
     {"GET", "/api/skus/:sku", h_sku, 0},
     {"GET", "/api/skus/:sku/explain", api_h_explain, 0},
     {"GET", "/api/rules", api_h_rules, 0},
@@ -471,4 +478,83 @@ static const http_route_t routes[] = {
 const http_route_t *api_routes(size_t *n) {
     *n = sizeof routes / sizeof routes[0];
     return routes;
+}
+
+/* -- access ------------------------------------------------------------------------ */
+
+static __thread char principal[AUTH_NAME_MAX + 1];
+
+static unsigned route_perm(const http_route_t *rt) {
+    const char *m = rt->method, *p = rt->pattern;
+    if (!strcmp(p, "/healthz") || !strcmp(p, "/") || !strncmp(p, "/web/", 5)) return 0;
+    if (!strncmp(p, "/api/admin", 10)) return AUTH_PERM_ADMIN;
+    if (!strcmp(p, "/api/events")) return AUTH_PERM_INGEST;
+    if (!strncmp(p, "/api/rules", 10) && strcmp(m, "GET") != 0) return AUTH_PERM_EDIT;
+    return AUTH_PERM_READ;
+}
+
+int api_guard(void *app, const http_req_t *req, const http_route_t *route, http_resp_t *resp) {
+    api_t *api = app;
+    principal[0] = '\0';
+    unsigned need = route_perm(route);
+    if (!need || !api->auth) return 0;
+    const char *role = NULL;
+    auth_result_t r = auth_check(api->auth, http_header(req, "Authorization"), need, principal, sizeof principal,
+                                 &role);
+    if (r == AUTH_OK) return 0;
+    char msg[300];
+    auth_message(r, role, need, msg, sizeof msg);
+    if (r == AUTH_FORBIDDEN) {
+        http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"poold\", error=\"insufficient_scope\"");
+        http_resp_error(resp, 403, "%s", msg);
+    } else {
+        http_resp_header(resp, "WWW-Authenticate", r == AUTH_INVALID
+                                                        ? "Bearer realm=\"poold\", error=\"invalid_token\""
+                                                        : "Bearer realm=\"poold\"");
+        http_resp_error(resp, 401, "%s", msg);
+    }
+    principal[0] = '\0';
+    return -1;
+}
+
+const char *api_principal(const http_req_t *req, char *buf, size_t len) {
+    if (principal[0]) {
+        snprintf(buf, len, "%s", principal);
+        return buf;
+    }
+    const char *a = http_header(req, "X-Poold-Author");
+    size_t n = 0;
+    if (a)
+        for (; a[n] && n + 1 < len && n < 128; n++) buf[n] = (a[n] >= 0x20 && a[n] < 0x7f) ? a[n] : '?';
+    buf[n] = '\0';
+    if (!n) snprintf(buf, len, "anonymous");
+    return buf;
+}
+
+void api_audit(api_t *api, const http_req_t *req, const char *action, const char *target, const char *detail) {
+    if (!api->audit) return;
+    char who[AUTH_NAME_MAX + 130];
+    audit_write(api->audit, api_principal(req, who, sizeof who), req->remote_addr, action, target, detail);
+}
+
+static void h_whoami(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
+    (void)args;
+    api_t *api = app;
+    json_t *o = json_object();
+    json_object_set_new(o, "auth", json_boolean(api->auth != NULL));
+    if (!api->auth) {
+        json_object_set_new(o, "name", json_null());
+        json_object_set_new(o, "role", json_string("admin"));
+    } else {
+        char name[AUTH_NAME_MAX + 1] = "";
+        const char *role = NULL;
+        /* Ask for a permission only some roles have: both OK and FORBIDDEN
+         * name the token's owner and role. */
+        auth_result_t r = auth_check(api->auth, http_header(req, "Authorization"), AUTH_PERM_INGEST, name,
+                                     sizeof name, &role);
+        bool known = (r == AUTH_OK || r == AUTH_FORBIDDEN) && name[0];
+        json_object_set_new(o, "name", known ? json_string(name) : json_null());
+        json_object_set_new(o, "role", known && role ? json_string(role) : json_null());
+    }
+    http_resp_json(resp, 200, o);
 }

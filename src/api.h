@@ -16,8 +16,13 @@ typedef struct api_config {
     const char *web_dir;        /* serve the console from here instead of the embedded copy */
 } api_config_t;
 
+struct auth;
+struct audit;
+
 typedef struct api {
     engine_t *engine;
+    struct auth *auth;          /* NULL: no --token-file, everything allowed */
+    struct audit *audit;        /* rule changes; NULL = none */
     api_config_t cfg;
     int64_t started_ms;
     http_server_t *server;
@@ -25,5 +30,15 @@ typedef struct api {
 
 /* The route table; app = api_t. */
 const http_route_t *api_routes(size_t *n);
+/* The access guard (http_server_set_guard): which permission each route
+ * needs (SPEC "Access"; issue 7): reads open unless required, events need
+ * ingest, rule changes editor, /api/admin admin. */
+int api_guard(void *app, const http_req_t *req, const http_route_t *route, http_resp_t *resp);
+/* Who made the request, for rule history and the audit log: the token's
+ * name with --token-file, else the X-Poold-Author header, else "anonymous".
+ * Valid on the handler's thread after api_guard. */
+const char *api_principal(const http_req_t *req, char *buf, size_t len);
+/* Appends an audit record (no-op without an audit log). */
+void api_audit(api_t *api, const http_req_t *req, const char *action, const char *target, const char *detail);
 
 #endif

@@ -9,22 +9,24 @@
 #include "api_rules.h"
 #include "lifecycle.h"
 
-#define MAX_AUTHOR 128
+#define MAX_AUTHOR 200
 
 static void send(http_resp_t *resp, int status, json_t *body) {
     if (!body) body = json_pack("{s:s}", "error", "internal error");
     http_resp_json(resp, status, body);
 }
 
-/* The author recorded in rule history: the X-Poold-Author header (printable
- * ASCII, at most MAX_AUTHOR bytes), else "anonymous". */
-static void author_of(const http_req_t *req, char *buf, size_t len) {
-    const char *a = http_header(req, "X-Poold-Author");
-    size_t n = 0;
-    if (a)
-        for (; a[n] && n + 1 < len && n < MAX_AUTHOR; n++) buf[n] = (a[n] >= 0x20 && a[n] < 0x7f) ? a[n] : '?';
-    buf[n] = '\0';
-    if (!n) snprintf(buf, len, "anonymous");
+/* The author recorded in rule history (api_principal). */
+static void author_of(const http_req_t *req, char *buf, size_t len) { api_principal(req, buf, len); }
+
+/* Audits a successful rule change: "version N" or the HTTP status. */
+static void audit_change(api_t *api, const http_req_t *req, const char *action, const char *name, int st,
+                         json_t *out) {
+    char detail[96];
+    json_t *v = json_object_get(out, "version");
+    if (st == 200 && json_is_integer(v)) snprintf(detail, sizeof detail, "version %lld", (long long)json_integer_value(v));
+    else snprintf(detail, sizeof detail, "status %d", st);
+    api_audit(api, req, action, name, detail);
 }
 
 void api_h_rules(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
@@ -75,6 +77,7 @@ void api_h_rule_put(void *app, const http_req_t *req, const char *const *args, h
     author_of(req, author, sizeof author);
     json_t *out;
     int st = lifecycle_put_draft(api->engine, args[0], source, author, &out);
+    audit_change(api, req, "draft", args[0], st, out);
     free(source);
     send(resp, st, out);
 }
@@ -93,6 +96,7 @@ void api_h_rule_delete(void *app, const http_req_t *req, const char *const *args
     author_of(req, author, sizeof author);
     json_t *out;
     int st = lifecycle_delete(api->engine, args[0], author, &out);
+    audit_change(api, req, "delete", args[0], st, out);
     send(resp, st, out);
 }
 
@@ -110,6 +114,7 @@ void api_h_publish(void *app, const http_req_t *req, const char *const *args, ht
     author_of(req, author, sizeof author);
     json_t *out;
     int st = lifecycle_publish(api->engine, args[0], author, &out);
+    audit_change(api, req, "publish", args[0], st, out);
     send(resp, st, out);
 }
 
@@ -127,6 +132,7 @@ void api_h_rollback(void *app, const http_req_t *req, const char *const *args, h
     author_of(req, author, sizeof author);
     json_t *out;
     int st = lifecycle_rollback(api->engine, args[0], (uint32_t)v, author, &out);
+    audit_change(api, req, "rollback", args[0], st, out);
     send(resp, st, out);
 }
 

@@ -467,6 +467,7 @@ static void *writer_main(void *arg) {
             observe_apply(e, mono_ns() - t0);
         }
         pthread_mutex_lock(&e->alock);
+        e->cycles++;
         pthread_cond_broadcast(&e->acond);
         pthread_mutex_unlock(&e->alock);
         while (take) {
@@ -628,6 +629,63 @@ int engine_wait_applied(engine_t *e, uint64_t seq, int timeout_ms) {
 }
 
 uint64_t engine_applied_seq(engine_t *e) { return atomic_load(&e->applied_seq); }
+
+uint64_t engine_cycle(engine_t *e) {
+    pthread_mutex_lock(&e->alock);
+    uint64_t c = e->cycles;
+    pthread_mutex_unlock(&e->alock);
+    return c;
+}
+
+int engine_wait_cycle(engine_t *e, uint64_t seen, int timeout_ms) {
+    struct timespec deadline = deadline_after(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&e->alock);
+    while (e->cycles == seen && rc == 0)
+        if (pthread_cond_timedwait(&e->acond, &e->alock, &deadline) == ETIMEDOUT) rc = -1;
+    if (e->cycles != seen) rc = 0;
+    pthread_mutex_unlock(&e->alock);
+    return rc;
+}
+
+typedef struct changes_call {
+    const char *pool;
+    uint64_t since;
+    size_t max;
+    pool_change_t *out;
+    size_t n;
+    int status;
+    uint64_t seq, retained_from;
+} changes_call_t;
+
+static void changes_on_writer(engine_t *e, void *arg) {
+    changes_call_t *c = arg;
+    pool_t *p = NULL;
+    for (size_t i = 0; i < e->npools && !p; i++)
+        if (strcmp(e->pools[i]->name, c->pool) == 0) p = e->pools[i];
+    if (!p) {
+        c->status = 404;
+        return;
+    }
+    c->seq = p->seq;
+    c->retained_from = pool_changes_retained_from(p);
+    if (c->since + 1 < c->retained_from) {
+        c->status = 410;
+        return;
+    }
+    c->n = pool_changes_copy(p, c->since, c->out, c->max);
+    c->status = 200;
+}
+
+int engine_changes(engine_t *e, const char *pool, uint64_t since, pool_change_t *out, size_t max, size_t *n,
+                   uint64_t *pool_seq, uint64_t *retained_from) {
+    changes_call_t c = {pool, since, max, out, 0, 0, 0, 0};
+    if (engine_call(e, changes_on_writer, &c) != 0) return 503;
+    *n = c.n;
+    *pool_seq = c.seq;
+    *retained_from = c.retained_from;
+    return c.status;
+}
 int64_t engine_clock(engine_t *e) { return atomic_load(&e->clock_ms); }
 
 /* -- readers -------------------------------------------------------------------- */

@@ -90,6 +90,17 @@ void ingest_report_free(ingest_report_t *rep);
  * 0, or -1 on timeout. */
 int engine_wait_applied(engine_t *e, uint64_t seq, int timeout_ms);
 uint64_t engine_applied_seq(engine_t *e);
+/* Writer cycles completed; engine_wait_cycle waits until the count is no
+ * longer `seen` (0), or timeout (-1). Readers use them to wait for the next
+ * publish without missing one. */
+uint64_t engine_cycle(engine_t *e);
+int engine_wait_cycle(engine_t *e, uint64_t seen, int timeout_ms);
+/* Copies up to max membership changes of pool with seq > since into out
+ * (names strdup'd: free with pool_changes_free). Returns 200, 404 (no such
+ * pool), 410 (since is older than the retained changes) or 503. */
+struct pool_change;
+int engine_changes(engine_t *e, const char *pool, uint64_t since, struct pool_change *out, size_t max,
+                   size_t *n, uint64_t *pool_seq, uint64_t *retained_from);
 int64_t engine_clock(engine_t *e);
 
 /* -- readers (any thread) --------------------------------------------------- */

@@ -60,6 +60,7 @@ struct engine {
     /* applied (alock) */
     pthread_mutex_t alock;
     pthread_cond_t acond;
+    uint64_t cycles;          /* writer cycles completed (alock) */
     _Atomic uint64_t applied_seq;
     _Atomic int64_t clock_ms;
     _Atomic bool loading;

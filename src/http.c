@@ -151,6 +151,7 @@ struct http_server {
     unsigned max_conn;
     int port;
     http_observe_fn observer; /* atomic */
+    http_guard_fn guard;      /* atomic */
     int stopping;             /* atomic */
     uint64_t inflight;        /* atomic */
     int64_t log_sec;          /* atomic: MHD log rate limiting */
@@ -645,7 +646,8 @@ static enum MHD_Result run_handler(http_conn_t *c, const char *url, const char *
     http_req_t req = {method, url, c->body.p, c->body.len, c->addr, c->mc, c};
     resp_reset(c);
     uint64_t t0 = mono_ns();
-    rt->fn(s->app, &req, c->args, &c->resp);
+    http_guard_fn guard = __atomic_load_n(&s->guard, __ATOMIC_ACQUIRE);
+    if (!guard || guard(s->app, &req, rt, &c->resp) == 0) rt->fn(s->app, &req, c->args, &c->resp);
     uint64_t took = mono_ns() - t0;
     if (c->resp.kind == RESP_NONE) {
         log_error("http: handler for %s %s produced no response", rt->method, rt->pattern);
@@ -1006,6 +1008,10 @@ void http_server_stop(http_server_t *s) {
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
     routes_free(s->routes, s->nroutes);
     free(s);
+}
+
+void http_server_set_guard(http_server_t *s, http_guard_fn fn) {
+    if (s) __atomic_store_n(&s->guard, fn, __ATOMIC_RELEASE);
 }
 
 void http_server_set_observer(http_server_t *s, http_observe_fn fn) {

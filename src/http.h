@@ -148,6 +148,12 @@ bool http_server_stopping(const http_server_t *s);
 typedef void (*http_observe_fn)(void *app, const char *pattern, int status, uint64_t took_ns);
 void http_server_set_observer(http_server_t *s, http_observe_fn fn);
 
+/* Called before every handler, on the connection's thread: returns 0 to run
+ * the handler, or fills resp (e.g. 401/403) and returns -1. For access
+ * control; set it before traffic starts. */
+typedef int (*http_guard_fn)(void *app, const http_req_t *req, const http_route_t *route, http_resp_t *resp);
+void http_server_set_guard(http_server_t *s, http_guard_fn fn);
+
 typedef struct http_stats {
     uint64_t requests;            /* responses queued (handler or this layer) */
     uint64_t by_class[6];         /* by_class[k]: responses with status k xx, k = 1..5 */

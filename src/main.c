@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "api.h"
+#include "audit.h"
+#include "auth.h"
 #include "embedded.h"
 #include "engine.h"
 #include "gen.h"
@@ -33,12 +35,22 @@ static void on_signal(int sig) {
     stop_requested = 1;
 }
 
+static auth_t *volatile hup_auth; /* SIGHUP reloads the tokens */
+
+static void on_hup(int sig) {
+    (void)sig;
+    if (hup_auth) auth_request_reload(hup_auth);
+}
+
 static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -66,7 +78,9 @@ static int parse_listen(const char *s, char *host, size_t hostlen, int *port) {
 /* -- serve ----------------------------------------------------------------- */
 
 typedef struct serve_opts {
-    const char *rules, *data, *listen, *web;
+    const char *rules, *data, *listen, *web, *token_file;
+    bool read_token_required, insecure;
+    size_t changes_retention;
     const char **loads;
     size_t nloads;
     bool clock_event;
@@ -91,33 +105,68 @@ static const char serve_help[] =
     "  --threads N          HTTP worker threads hint (default 4)\n"
     "  --max-connections N  concurrent HTTP connections (default 256)\n"
     "  --max-body BYTES     request body limit for other than /api/events (default 1 MiB)\n"
+    "  --changes-retention N  membership changes kept per pool for the change feed\n"
+    "                       (default 100000; older positions get 410 resync)\n"
+    "  --token-file FILE    access tokens, one \"name role token\" per line (roles: ingest,\n"
+    "                       editor, admin); writes need a token; reloaded on change and SIGHUP\n"
+    "  --read-token-required  reads need a token too\n"
+    "  --insecure           allow listening on a non-loopback address without --token-file\n"
     "\n"
-    "Not in this version yet: --kafka/--topics/--group (streams), --token-file (access),\n"
+    "Rule changes (publish, rollback, delete, drafts) are recorded in DATA/rules/ and\n"
+    "DATA/audit.log. Not in this version yet: --kafka/--topics/--group (streams),\n"
     "--config. They are refused with exit code 1.\n";
 
 typedef struct running {
     engine_t *engine;
     api_t api;
     http_server_t *http;
+    auth_t *auth;
+    audit_t *audit;
 } running_t;
 
 static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t errlen) {
-    engine_config_t ec = {0};
-    ec.rules_dir = o->rules;
-    ec.data_dir = o->data;
-    ec.clock_event = o->clock_event;
-    r->engine = engine_new(&ec, err, errlen);
-    if (!r->engine) return 1;
-    if (o->nloads) engine_begin_bulk(r->engine);
-    if (engine_start(r->engine, err, errlen) != 0) return 1;
     char host[256];
     int port;
     if (parse_listen(o->listen, host, sizeof host, &port) != 0) {
         snprintf(err, errlen, "--listen wants HOST:PORT, got \"%s\"", o->listen);
         return 1;
     }
+    bool loopback = !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1") ||
+                    !strncmp(host, "127.", 4);
+    if (!loopback && !o->token_file && !o->insecure) {
+        snprintf(err, errlen, "refusing to listen on %s without --token-file: anyone who can reach it could post "
+                 "events and change rules (pass --insecure to do it anyway)", host);
+        return 1;
+    }
+    engine_config_t ec = {0};
+    ec.rules_dir = o->rules;
+    ec.data_dir = o->data;
+    ec.clock_event = o->clock_event;
+    ec.changes_retention = o->changes_retention;
+    r->engine = engine_new(&ec, err, errlen);
+    if (!r->engine) return 1;
+    if (o->nloads) engine_begin_bulk(r->engine);
+    if (engine_start(r->engine, err, errlen) != 0) return 1;
     memset(&r->api, 0, sizeof r->api);
     r->api.engine = r->engine;
+    if (o->token_file) {
+        r->auth = auth_open(o->token_file, err, errlen);
+        if (!r->auth) return 1;
+        auth_set_read_required(r->auth, o->read_token_required);
+        if (auth_watch_start(r->auth) != 0) log_warn("%s: cannot watch for changes; reload with SIGHUP", o->token_file);
+        hup_auth = r->auth;
+        log_info("access tokens: %zu from %s%s", auth_count(r->auth), o->token_file,
+                 o->read_token_required ? " (reads need a token too)" : "");
+    } else if (o->read_token_required) {
+        snprintf(err, errlen, "--read-token-required needs --token-file");
+        return 1;
+    }
+    char apath[4200];
+    snprintf(apath, sizeof apath, "%s/audit.log", o->data);
+    r->audit = audit_open(apath, err, errlen);
+    if (!r->audit) return 1;
+    r->api.auth = r->auth;
+    r->api.audit = r->audit;
     r->api.cfg.max_body = o->max_body;
     r->api.cfg.submit_timeout_ms = 5000;
     r->api.cfg.web_dir = o->web;
@@ -133,6 +182,7 @@ static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t 
     const http_route_t *routes = api_routes(&nroutes);
     r->http = http_server_start(&hc, routes, nroutes, &r->api, err, errlen);
     if (!r->http) return 1;
+    http_server_set_guard(r->http, api_guard);
     r->api.server = r->http;
     return 0;
 }
@@ -145,6 +195,11 @@ static void stop_running(running_t *r) {
         engine_free(r->engine);
     }
     r->engine = NULL;
+    hup_auth = NULL;
+    auth_close(r->auth);
+    r->auth = NULL;
+    audit_close(r->audit);
+    r->audit = NULL;
 }
 
 static void print_urls(const char *host, int port) {
@@ -161,7 +216,13 @@ static void print_urls(const char *host, int port) {
 }
 
 static int cmd_serve(int argc, char **argv) {
-    serve_opts_t o = {"rules", "data", "127.0.0.1:8080", NULL, NULL, 0, false, 4, 256, 1u << 20};
+    serve_opts_t o = {0};
+    o.rules = "rules";
+    o.data = "data";
+    o.listen = "127.0.0.1:8080";
+    o.threads = 4;
+    o.max_connections = 256;
+    o.max_body = 1u << 20;
     o.loads = xcalloc((size_t)argc + 1, sizeof *o.loads);
     static const struct option opts[] = {
         {"rules", required_argument, 0, 'r'},   {"listen", required_argument, 0, 'l'},
@@ -171,6 +232,8 @@ static int cmd_serve(int argc, char **argv) {
         {"max-body", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'},
         {"kafka", required_argument, 0, 'K'},   {"topics", required_argument, 0, 'K'},
         {"group", required_argument, 0, 'K'},   {"token-file", required_argument, 0, 'T'},
+        {"read-token-required", no_argument, 0, 'R'}, {"insecure", no_argument, 0, 'I'},
+        {"changes-retention", required_argument, 0, 'H'},
         {"config", required_argument, 0, 'C'},  {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -194,7 +257,19 @@ static int cmd_serve(int argc, char **argv) {
         case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
         case 'h': fputs(serve_help, stdout); free(o.loads); return 0;
         case 'K': free(o.loads); return usage_error("serve", "%s: Kafka input is not in this version yet", "--kafka");
-        case 'T': free(o.loads); return usage_error("serve", "%s: access tokens are not in this version yet", "--token-file");
+        case 'T': o.token_file = optarg; break;
+        case 'R': o.read_token_required = true; break;
+        case 'I': o.insecure = true; break;
+        case 'H': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || v < 16 || v > 100000000) {
+                free(o.loads);
+                return usage_error("serve", "--changes-retention must be 16..100000000, got \"%s\"", optarg);
+            }
+            o.changes_retention = (size_t)v;
+            break;
+        }
         case 'C': free(o.loads); return usage_error("serve", "%s: config files are not in this version yet", "--config");
         default: free(o.loads); return usage_error("serve", "%s", "unknown option");
         }
@@ -339,7 +414,13 @@ static int cmd_demo(int argc, char **argv) {
     }
     printf("poold demo: data in %s, rules in %s\n", data, rules);
     install_signals();
-    serve_opts_t o = {rules, data, listen, NULL, NULL, 0, false, 4, 256, 1u << 20};
+    serve_opts_t o = {0};
+    o.rules = rules;
+    o.data = data;
+    o.listen = listen;
+    o.threads = 4;
+    o.max_connections = 256;
+    o.max_body = 1u << 20;
     running_t r = {0};
     char err[1024] = "";
     if (start_running(&r, &o, err, sizeof err) != 0) {
