@@ -463,7 +463,7 @@ static const http_route_t routes[] = {
     {"GET", "/api/skus/:sku/explain", api_h_explain, 0},
     {"GET", "/api/rules", api_h_rules, 0},
     {"GET", "/api/rules/:name", api_h_rule, 0},
-    {"PUT", "/api/rules/:name", api_h_rule_put, 256 * 1024},
+    {"PUT", "/api/rules/:name", api_h_rule_put, 1024 * 1024},
     {"DELETE", "/api/rules/:name", api_h_rule_delete, 0},
     {"DELETE", "/api/rules/:name/draft", api_h_draft_delete, 0},
     {"POST", "/api/rules/:name/preview", api_h_preview, 0},

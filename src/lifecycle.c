@@ -27,6 +27,7 @@
 #include <math.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,10 @@
 #define SAMPLE 20
 #define MEMBER_SAMPLE 10
 #define DEBOUNCE_MS 150
+#define MAX_POOLS 512                 /* live pools */
+#define MAX_RULE_SOURCE (256 * 1024)  /* bytes of Lua per rule */
+
+static atomic_uint_fast64_t limit_pools_hits, limit_source_hits;
 
 typedef enum { JOB_PREVIEW, JOB_SWAP, JOB_DELETE } job_kind_t;
 
@@ -441,6 +446,11 @@ static void job_start(engine_t *e, void *arg) {
         }
         j->source = xstrdup(ent->draft);
     }
+    if (!live && e->npools >= MAX_POOLS) {
+        atomic_fetch_add(&limit_pools_hits, 1);
+        finish(j, 409, error_json("too many pools: the limit is %d live pools (delete one first)", MAX_POOLS));
+        return;
+    }
     json_t *cerr = NULL;
     j->shadow = build_pool(e, j->name, j->source, &cerr, NULL);
     if (!j->shadow) {
@@ -811,6 +821,13 @@ static void draft_on_writer(engine_t *e, void *arg) {
         }
         c->status = 200;
         c->out = json_pack("{s:s, s:b}", "name", c->name, "discarded", 1);
+        return;
+    }
+    if (strlen(c->source) > MAX_RULE_SOURCE) {
+        atomic_fetch_add(&limit_source_hits, 1);
+        c->status = 413;
+        c->out = error_json("the rule source is %zu bytes; the limit is %d bytes (rule source size)",
+                            strlen(c->source), MAX_RULE_SOURCE);
         return;
     }
     json_t *cerr = NULL;
@@ -1305,6 +1322,14 @@ static void metrics_on_writer(engine_t *e, void *arg) {
                     "version stays live).\n# TYPE poold_rule_reload_failures_total counter\n");
     snprintf(line, sizeof line, "poold_rule_reload_failures_total %llu\n",
              (unsigned long long)atomic_load(&e->rule_reload_failures));
+    c->emit(c->arg, line);
+    c->emit(c->arg, "# HELP poold_limit_breaches_total Requests refused by a rule limit (pools, rule source size).\n"
+                    "# TYPE poold_limit_breaches_total counter\n");
+    snprintf(line, sizeof line, "poold_limit_breaches_total{limit=\"pools\",value=\"%d\"} %llu\n", MAX_POOLS,
+             (unsigned long long)atomic_load(&limit_pools_hits));
+    c->emit(c->arg, line);
+    snprintf(line, sizeof line, "poold_limit_breaches_total{limit=\"rule_source_bytes\",value=\"%d\"} %llu\n",
+             MAX_RULE_SOURCE, (unsigned long long)atomic_load(&limit_source_hits));
     c->emit(c->arg, line);
     c->emit(c->arg, "# HELP poold_rule_compile_error Whether the rule file's last reload failed (1) or not (0).\n"
                     "# TYPE poold_rule_compile_error gauge\n");
