@@ -15,6 +15,7 @@
 #include "api_rules.h"
 #include "audit.h"
 #include "auth.h"
+#include "kafka_feed.h"
 #include "embedded.h"
 #include "metrics.h"
 #include "pools.h"
@@ -341,8 +342,8 @@ static void h_events(void *app, const http_req_t *req, const char *const *args, 
     (void)args;
     api_t *api = app;
     const char *wait = http_query(req, "wait");
-    if (wait && strcmp(wait, "applied") != 0 && strcmp(wait, "none") != 0) {
-        http_resp_error(resp, 400, "wait must be \"applied\" or \"none\", got \"%.20s\"", wait);
+    if (wait && strcmp(wait, "applied") != 0 && strcmp(wait, "none") != 0 && strcmp(wait, "durable") != 0) {
+        http_resp_error(resp, 400, "wait must be \"applied\", \"durable\" or \"none\", got \"%.20s\"", wait);
         return;
     }
     char *buf = xmalloc(req->body_len + 1);
@@ -360,6 +361,11 @@ static void h_events(void *app, const http_req_t *req, const char *const *args, 
                                         : "shutting down; nothing from this request was accepted");
         return;
     }
+    /* Acknowledge once the lines are on disk (fsync always|batch, or
+     * ?wait=durable), and once applied if asked. */
+    bool durable = true;
+    if (rep.last_seq && ((wait && strcmp(wait, "durable") == 0) || engine_acks_wait_for_disk(api->engine)))
+        durable = engine_wait_durable(api->engine, rep.last_seq, 60000) == 0;
     bool applied = false;
     if (wait && strcmp(wait, "applied") == 0)
         applied = rep.last_seq == 0 || engine_wait_applied(api->engine, rep.last_seq, 60000) == 0;
@@ -377,9 +383,34 @@ static void h_events(void *app, const http_req_t *req, const char *const *args, 
     json_object_set_new(o, "errors", errs);
     if (rep.rejected > rep.nerrors) json_object_set_new(o, "errors_truncated", json_true());
     json_object_set_new(o, "seq", rep.last_seq ? json_integer((json_int_t)rep.last_seq) : json_null());
-    if (wait) json_object_set_new(o, "applied", json_boolean(applied));
+    bool want_applied = wait && strcmp(wait, "applied") == 0;
+    if (want_applied) json_object_set_new(o, "applied", json_boolean(applied));
+    json_object_set_new(o, "durable", json_boolean(durable));
     ingest_report_free(&rep);
-    http_resp_json(resp, wait && !applied ? 504 : 200, o);
+    if (!durable) {
+        json_object_set_new(o, "error", json_string("the lines were accepted but are not known to be on disk "
+                                                    "(fsync failed or timed out); they may be lost on a crash"));
+        http_resp_json(resp, 503, o);
+        return;
+    }
+    http_resp_json(resp, want_applied && !applied ? 504 : 200, o);
+}
+
+/* -- admin ---------------------------------------------------------------------------- */
+
+static void h_snapshot(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
+    (void)args;
+    api_t *api = app;
+    uint64_t t0 = mono_ns(), seq = 0;
+    if (engine_snapshot(api->engine, 120000, &seq) != 0) {
+        http_resp_error(resp, 500, "the snapshot failed or timed out (see the log)");
+        return;
+    }
+    api_audit(api, req, "snapshot", "state", NULL);
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(o, "took_ms", json_real((double)(mono_ns() - t0) / 1e6));
+    http_resp_json(resp, 200, o);
 }
 
 /* -- health, metrics, console --------------------------------------------------------- */
@@ -407,6 +438,12 @@ static void h_metrics(void *app, const http_req_t *req, const char *const *args,
     api_t *api = app;
     size_t len;
     char *text = metrics_render(api->engine, api->server, api->started_ms, &len);
+    if (api->kafka) {
+        metrics_buf_t b = {text, len, len + 1};
+        kafka_feed_metrics(api->kafka, metrics_emit, &b);
+        text = b.p;
+        len = b.len;
+    }
     http_resp_take(resp, 200, "text/plain; version=0.0.4", text, len);
 }
 
@@ -450,7 +487,13 @@ static void h_web(void *app, const http_req_t *req, const char *const *args, htt
 
 static void h_whoami(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp);
 
+static void h_snapshot(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp);
+
+static void h_stats(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp);
+
 static const http_route_t routes[] = {
+    {"GET", "/api/stats", h_stats, 0},
+    {"POST", "/api/admin/snapshot", h_snapshot, 0},
     {"GET", "/api/whoami", h_whoami, 0},
     {"GET", "/healthz", h_healthz, 0},
     {"GET", "/metrics", h_metrics, 0},
@@ -556,5 +599,51 @@ static void h_whoami(void *app, const http_req_t *req, const char *const *args, 
         json_object_set_new(o, "name", known ? json_string(name) : json_null());
         json_object_set_new(o, "role", known && role ? json_string(role) : json_null());
     }
+    http_resp_json(resp, 200, o);
+}
+
+/* -- stats ------------------------------------------------------------------------- */
+
+static uint64_t total_rejected(const engine_stats_t *s) {
+    uint64_t r = 0;
+    for (int i = 0; i < REJ__COUNT; i++) r += atomic_load(&s->rejected[i]);
+    return r;
+}
+
+void api_sample_rates(api_t *api) {
+    const engine_stats_t *s = engine_stats(api->engine);
+    uint64_t applied = atomic_load(&s->applied), rejected = total_rejected(s);
+    if (api->rate_applied || api->rate_rejected) {
+        atomic_store(&api->applied_per_s, (double)(applied - api->rate_applied));
+        atomic_store(&api->rejected_per_s, (double)(rejected - api->rate_rejected));
+    }
+    api->rate_applied = applied;
+    api->rate_rejected = rejected;
+}
+
+static void h_stats(void *app, const http_req_t *req, const char *const *args, http_resp_t *resp) {
+    (void)req;
+    (void)args;
+    api_t *api = app;
+    view_t *v = engine_acquire(api->engine);
+    const engine_stats_t *s = engine_stats(api->engine);
+    json_t *o = json_object();
+    json_object_set_new(o, "events_per_s", json_real(atomic_load(&api->applied_per_s)));
+    json_object_set_new(o, "rejected_per_s", json_real(atomic_load(&api->rejected_per_s)));
+    json_object_set_new(o, "applied", json_integer((json_int_t)atomic_load(&s->applied)));
+    json_object_set_new(o, "rejected", json_integer((json_int_t)total_rejected(s)));
+    json_object_set_new(o, "applied_seq", json_integer((json_int_t)v->applied_seq));
+    json_object_set_new(o, "skus", json_integer(v->skus));
+    json_object_set_new(o, "pools", json_integer((json_int_t)v->npools));
+    json_object_set_new(o, "uptime_s", json_integer((wall_ms() - api->started_ms) / 1000));
+    json_object_set_new(o, "queue_events", json_integer((json_int_t)atomic_load(&s->queued_events)));
+    json_object_set_new(o, "kafka", kafka_feed_json(api->kafka));
+    engine_durability_stats_t ds;
+    engine_durability_stats(api->engine, &ds);
+    json_object_set_new(o, "snapshot", ds.enabled ? json_pack("{s:I, s:I, s:I}", "seq", (json_int_t)ds.snapshot_seq,
+                                                              "at", (json_int_t)ds.snapshot_at, "count",
+                                                              (json_int_t)ds.snapshots)
+                                                  : json_null());
+    engine_release(v);
     http_resp_json(resp, 200, o);
 }

@@ -18,11 +18,16 @@ typedef struct api_config {
 
 struct auth;
 struct audit;
+struct kafka_feed;
 
 typedef struct api {
     engine_t *engine;
     struct auth *auth;          /* NULL: no --token-file, everything allowed */
     struct audit *audit;        /* rule changes; NULL = none */
+    struct kafka_feed *kafka;   /* NULL without --kafka */
+    /* Rates over the last second (api_sample_rates, once a second). */
+    _Atomic double applied_per_s, rejected_per_s;
+    uint64_t rate_applied, rate_rejected; /* sampler's previous totals */
     api_config_t cfg;
     int64_t started_ms;
     http_server_t *server;
@@ -38,6 +43,8 @@ int api_guard(void *app, const http_req_t *req, const http_route_t *route, http_
  * name with --token-file, else the X-Poold-Author header, else "anonymous".
  * Valid on the handler's thread after api_guard. */
 const char *api_principal(const http_req_t *req, char *buf, size_t len);
+/* Samples the event rates for GET /api/stats (call once a second). */
+void api_sample_rates(api_t *api);
 /* Appends an audit record (no-op without an audit log). */
 void api_audit(api_t *api, const http_req_t *req, const char *action, const char *target, const char *detail);
 

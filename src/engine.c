@@ -22,6 +22,7 @@
 #include "deadletter.h"
 #include "engine.h"
 #include "engine_internal.h"
+#include "durability.h"
 #include "lifecycle.h"
 #include "ndjson.h"
 #include "pools.h"
@@ -138,6 +139,8 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     pthread_cond_init(&e->callcond, NULL);
     pthread_mutex_init(&e->alock, NULL);
     pthread_cond_init(&e->acond, NULL);
+    pthread_mutex_init(&e->offsets_lock, NULL);
+    pthread_cond_init(&e->synccond, NULL);
     atomic_init(&e->applied_seq, 0);
     atomic_init(&e->clock_ms, cfg->clock_event ? 0 : wall_ms());
     atomic_init(&e->loading, false);
@@ -176,6 +179,7 @@ void engine_free(engine_t *e) {
         e->qhead = b->next;
         free(b->buf);
         free(b->events);
+        free(b->kafka_topic);
         free(b);
     }
     publish_destroy(&e->pub);
@@ -184,6 +188,8 @@ void engine_free(engine_t *e) {
     for (size_t i = 0; i < e->npools; i++) pool_free(e->pools[i], e->vm);
     free(e->pools);
     lifecycle_free(e);
+    durability_close(e);
+    durability_free(e);
     free(e->event_seq);
     pool_ctx_free(&e->pctx);
     rulevm_free(e->vm);
@@ -286,7 +292,9 @@ static void apply_event(engine_t *e, const event_t *ev, uint64_t seq) {
     case OP_TAG: {
         const char *t = NULL;
         if (ev->has & EV_TAGS)
-            while ((t = event_tag_next(&ev->tags, t))) store_add_free_tag(st, id, t, strlen(t));
+            while ((t = event_tag_next(&ev->tags, t)))
+                if (store_add_free_tag(st, id, t, strlen(t)) != 0)
+                    atomic_fetch_add_explicit(&e->stats.tag_limit, 1, memory_order_relaxed);
         t = NULL;
         if (ev->has & EV_REMOVE)
             while ((t = event_tag_next(&ev->tags_remove, t))) store_remove_free_tag(st, id, t, strlen(t));
@@ -444,6 +452,7 @@ static void *writer_main(void *arg) {
                 atomic_store(&e->loading, true);
             }
             for (uint32_t i = 0; i < b->n; i++) apply_event(e, &b->events[i], b->first_seq + i);
+            if (b->kafka_topic) durability_set_offset(e, b->kafka_topic, b->kafka_partition, b->kafka_offset + 1);
             atomic_fetch_add_explicit(&e->stats.applied, b->n, memory_order_relaxed);
             if (b->n) last_seq = b->first_seq + b->n - 1;
             if (b->flags & ENGINE_END_BULK) end_bulk = true;
@@ -475,15 +484,18 @@ static void *writer_main(void *arg) {
             take = b->next;
             free(b->buf);
             free(b->events);
+            free(b->kafka_topic);
             free(b);
         }
         run_calls(e, calls);
+        durability_w_cycle(e);
     }
     lifecycle_w_abort(e);
     return NULL;
 }
 
 int engine_start(engine_t *e, char *err, size_t errlen) {
+    if (durability_open(e, err, errlen) != 0) return -1;
     if (lifecycle_load(e, err, errlen) != 0) return -1;
     publish(e);
     if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
@@ -491,6 +503,7 @@ int engine_start(engine_t *e, char *err, size_t errlen) {
         return -1;
     }
     e->writer_running = true;
+    e->writer_started = true;
     char werr[512];
     if (lifecycle_watch_start(e, werr, sizeof werr) != 0)
         log_warn("%s: rule files will not be reloaded until a restart", werr);
@@ -507,6 +520,7 @@ void engine_stop(engine_t *e) {
     pthread_mutex_unlock(&e->qlock);
     pthread_join(e->writer, NULL);
     e->writer_running = false;
+    durability_close(e);
 }
 
 /* -- inputs -------------------------------------------------------------------- */
@@ -527,15 +541,17 @@ void ingest_report_free(ingest_report_t *rep) {
     rep->nerrors = 0;
 }
 
-int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64_t line_base,
-                  int flags, int timeout_ms, ingest_report_t *rep) {
+/* Parses the lines of buf with clock `now` into *events (grown as needed);
+ * rejected lines go to rep and, unless quiet, to the dead letters and the
+ * counters. Returns the number of events. */
+static size_t parse_lines(engine_t *e, char *buf, size_t len, int64_t now, const engine_input_t *in,
+                          uint64_t line_base, bool quiet, event_t **events_io, ingest_report_t *rep) {
     size_t cap = 64, n = 0;
     event_t *events = xmalloc(cap * sizeof *events);
     size_t pos = 0;
     char *line;
     long l;
     uint64_t lineno = line_base;
-    int64_t now = e->cfg.clock_event ? atomic_load(&e->clock_ms) : wall_ms();
     char *copy = NULL;
     size_t copy_cap = 0;
     while ((l = ndjson_next_line(buf, len, &pos, &line)) >= 0) {
@@ -545,27 +561,76 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
             events = xrealloc(events, cap * sizeof *events);
         }
         /* Keep the raw text for the dead-letter record: the parser decodes in place. */
-        if ((size_t)l + 1 > copy_cap) {
-            copy_cap = (size_t)l + 1;
-            copy = xrealloc(copy, copy_cap);
+        if (!quiet) {
+            if ((size_t)l + 1 > copy_cap) {
+                copy_cap = (size_t)l + 1;
+                copy = xrealloc(copy, copy_cap);
+            }
+            memcpy(copy, line, (size_t)l);
         }
-        memcpy(copy, line, (size_t)l);
         event_error_t err;
         int rc = ndjson_parse_event(line, (size_t)l, now, &events[n], &err);
         if (rc == 0) {
-            atomic_fetch_add_explicit(&e->stats.accepted_by_op[events[n].op], 1, memory_order_relaxed);
+            if (!quiet) atomic_fetch_add_explicit(&e->stats.accepted_by_op[events[n].op], 1, memory_order_relaxed);
             n++;
         } else if (rc == 1) {
-            atomic_fetch_add_explicit(&e->stats.blank_lines, 1, memory_order_relaxed);
-        } else {
+            if (!quiet) atomic_fetch_add_explicit(&e->stats.blank_lines, 1, memory_order_relaxed);
+        } else if (!quiet) {
             atomic_fetch_add_explicit(&e->stats.rejected[err.reason], 1, memory_order_relaxed);
-            report_error(rep, lineno, &err);
-            deadletter_write(e->dl, source, lineno, event_reject_name(err.reason), err.msg, copy, (size_t)l);
+            if (rep) report_error(rep, lineno, &err);
+            char where[200];
+            const char *src = in->source ? in->source : "input";
+            if (in->line_offsets && lineno - line_base - 1 < (uint64_t)1 << 40) {
+                snprintf(where, sizeof where, "%s/%d@%lld", src, in->kafka_partition,
+                         (long long)in->line_offsets[lineno - line_base - 1]);
+                src = where;
+            }
+            deadletter_write(e->dl, src, lineno, event_reject_name(err.reason), err.msg, copy, (size_t)l);
         }
     }
     free(copy);
-    rep->lines += lineno - line_base;
+    if (rep) rep->lines += lineno - line_base;
+    *events_io = events;
+    return n;
+}
+
+uint32_t engine_apply_text(engine_t *e, char *buf, size_t len, int64_t now, uint64_t first_seq) {
+    engine_input_t in = {0};
+    in.replay = true;
+    event_t *events;
+    size_t n = parse_lines(e, buf, len, now, &in, 0, true, &events, NULL);
+    for (size_t i = 0; i < n; i++) apply_event(e, &events[i], first_seq + i);
+    free(events);
+    if (n) {
+        e->next_seq = first_seq + n - 1;
+        e->pending_seq = e->next_seq;
+    }
+    return (uint32_t)n;
+}
+
+int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64_t line_base,
+                  int flags, int timeout_ms, ingest_report_t *rep) {
+    engine_input_t in = {0};
+    in.source = source;
+    in.kind = (source && strcmp(source, "http") == 0) ? WAL_SRC_HTTP : WAL_SRC_FILE;
+    in.kafka_partition = -1;
+    in.kafka_offset = -1;
+    return engine_submit_input(e, &in, buf, len, line_base, flags, timeout_ms, rep);
+}
+
+int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t len, uint64_t line_base,
+                        int flags, int timeout_ms, ingest_report_t *rep) {
+    int64_t now = e->cfg.clock_event ? atomic_load(&e->clock_ms) : wall_ms();
+    /* The WAL gets the text as submitted; the parser decodes buf in place. */
+    char *raw = NULL;
+    if (e->wal && len) {
+        raw = xmalloc(len);
+        memcpy(raw, buf, len);
+    }
+    event_t *events;
+    size_t n = parse_lines(e, buf, len, now, in, line_base, false, &events, rep);
     if (n == 0 && !(flags & ENGINE_END_BULK)) {
+        free(raw);
         free(events);
         free(buf);
         return 0;
@@ -577,6 +642,11 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
     b->n = (uint32_t)n;
     b->flags = flags & (ENGINE_DEFER_EVAL | ENGINE_END_BULK);
     b->bytes = len;
+    if (in->kind == WAL_SRC_KAFKA && in->kafka_topic) {
+        b->kafka_topic = xstrdup(in->kafka_topic);
+        b->kafka_partition = in->kafka_partition;
+        b->kafka_offset = in->kafka_offset;
+    }
 
     pthread_mutex_lock(&e->qlock);
     struct timespec deadline = deadline_after(timeout_ms);
@@ -588,16 +658,22 @@ int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64
     }
     bool full = e->q_events > 0 &&
                 (e->q_events + n > e->cfg.queue_max_events || e->q_bytes + len > e->cfg.queue_max_bytes);
-    if (e->stopping || full) {
+    uint64_t first_seq = e->next_seq + 1;
+    bool wal_failed = !e->stopping && !full && n &&
+                      durability_wal_append(e, in, raw, len, first_seq, (uint32_t)n, now) != 0;
+    if (e->stopping || full || wal_failed) {
         pthread_mutex_unlock(&e->qlock);
         if (full) atomic_fetch_add(&e->stats.queue_full, 1);
+        if (wal_failed) log_error("wal: cannot append (%s); input refused", strerror(errno));
+        free(raw);
+        free(b->kafka_topic);
         free(b->buf);
         free(b->events);
         free(b);
-        errno = e->stopping ? ESHUTDOWN : EAGAIN;
+        errno = e->stopping ? ESHUTDOWN : full ? EAGAIN : EIO;
         return -1;
     }
-    uint64_t first_seq = e->next_seq + 1;
+    free(raw);
     b->first_seq = first_seq;
     e->next_seq += n;
     if (e->qtail) e->qtail->next = b;

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include "event.h"
 #include "publish.h"
+#include "wal.h"
 
 typedef struct engine engine_t;
 
@@ -36,6 +37,9 @@ typedef struct engine_config {
     size_t queue_max_bytes;     /* backpressure bound (bytes of NDJSON) */
     size_t lua_mem_limit;       /* bytes for the rule VM */
     size_t changes_retention;   /* membership changes kept per pool (0 = POOL_LOG_DEFAULT_CAP) */
+    bool durable;               /* WAL + snapshots in data_dir (durability.c) */
+    wal_fsync_t fsync_mode;     /* when an acknowledged input is on disk */
+    unsigned snapshot_every_s;  /* 0 = only on request and at shutdown */
 } engine_config_t;
 
 #define APPLY_HIST_BUCKETS 16
@@ -48,6 +52,7 @@ typedef struct engine_stats {
     atomic_uint_fast64_t queued_events, queued_bytes;
     atomic_uint_fast64_t rule_errors, full_recomputes;
     atomic_uint_fast64_t queue_full;
+    atomic_uint_fast64_t tag_limit;  /* free tags refused: STORE_MAX_FREE_TAGS per SKU */
 } engine_stats_t;
 extern const double engine_apply_bucket_le[APPLY_HIST_BUCKETS]; /* seconds */
 
@@ -77,6 +82,20 @@ enum {
     ENGINE_NONBLOCKING = 4,    /* fail with EAGAIN instead of waiting for queue room */
 };
 
+/* Where a submit comes from, for dead letters, the WAL and Kafka offsets. */
+typedef struct engine_input {
+    const char *source;        /* "http", "file:catalog.ndjson", "kafka:events" */
+    uint8_t kind;              /* WAL_SRC_HTTP, WAL_SRC_FILE, WAL_SRC_KAFKA */
+    const char *kafka_topic;   /* kafka: the topic, partition and last offset */
+    int32_t kafka_partition;
+    int64_t kafka_offset;
+    const int64_t *line_offsets; /* kafka: offset of each line (dead letters), or NULL */
+    bool replay;               /* internal: WAL replay */
+} engine_input_t;
+
+int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t len, uint64_t line_base,
+                        int flags, int timeout_ms, ingest_report_t *rep);
+
 /* Parses buf (takes ownership; freed by the engine), rejects invalid lines
  * (dead letters, counters, rep->errors), queues the rest. `source` names the
  * input in dead-letter records ("http", "file:catalog.ndjson"). Returns 0,
@@ -85,6 +104,30 @@ enum {
 int engine_submit(engine_t *e, char *buf, size_t len, const char *source, uint64_t line_base,
                   int flags, int timeout_ms, ingest_report_t *rep);
 void ingest_report_free(ingest_report_t *rep);
+
+/* Durability (WAL + snapshots; no-ops when cfg.durable is false). */
+int engine_wait_durable(engine_t *e, uint64_t seq, int timeout_ms); /* 0, or -1 on timeout/IO error */
+bool engine_acks_wait_for_disk(engine_t *e);   /* fsync always|batch: acknowledge after the disk */
+int engine_snapshot(engine_t *e, int timeout_ms, uint64_t *seq_out); /* writes one now and waits */
+int64_t engine_kafka_offset(engine_t *e, const char *topic, int32_t partition); /* next to read, -1 none */
+typedef struct kafka_offset {
+    char topic[128];
+    int32_t partition;
+    int64_t next;
+} kafka_offset_t;
+size_t engine_kafka_offsets(engine_t *e, kafka_offset_t *out, size_t max);
+typedef struct engine_durability_stats {
+    bool enabled;
+    uint64_t snapshots, snapshot_failures, snapshot_seq, wal_appends, wal_bytes, wal_syncs, wal_segments,
+        durable_seq, snapshot_fork_ns;
+    int64_t snapshot_at;
+    double wal_sync_seconds;
+} engine_durability_stats_t;
+void engine_durability_stats(engine_t *e, engine_durability_stats_t *out);
+/* Parses text with clock `now` and applies its valid events with input seqs
+ * from first_seq, on the calling thread (WAL replay at start-up, before the
+ * writer runs). Returns the number of events applied. */
+uint32_t engine_apply_text(engine_t *e, char *buf, size_t len, int64_t now, uint64_t first_seq);
 
 /* Waits until every event up to input seq `seq` is applied and published.
  * 0, or -1 on timeout. */

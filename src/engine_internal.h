@@ -9,6 +9,7 @@
 #define POOLD_ENGINE_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <roaring/roaring.h>
 #include "deadletter.h"
 #include "engine.h"
@@ -33,6 +34,9 @@ typedef struct batch {
     int flags;
     uint64_t first_seq;
     size_t bytes;
+    char *kafka_topic;        /* Kafka input: offsets to record when applied */
+    int32_t kafka_partition;
+    int64_t kafka_offset;
 } batch_t;
 
 typedef struct call {
@@ -83,6 +87,25 @@ struct engine {
     struct rule_job *jobs;    /* rule versions being recomputed (lifecycle.c) */
     struct rules_watch *watch;
     atomic_uint_fast64_t rule_reload_failures;
+
+    /* durability (durability.c) */
+    bool durable, writer_started;
+    bool unclean_restart;     /* inputs after the snapshot were replayed: pools' changes since were lost */
+    struct wal *wal;
+    pthread_t syncer;
+    pthread_cond_t synccond;  /* with qlock: appended, not yet synced */
+    bool syncer_running, syncer_stop;
+    pthread_mutex_t offsets_lock;
+    kafka_offset_t *offsets;  /* applied Kafka offsets (next to read) */
+    size_t noffsets;
+    pool_saved_t **saved;     /* pools from the snapshot, until lifecycle_load takes them */
+    size_t nsaved;
+    pid_t snapshot_child;
+    uint64_t snapshot_pending_seq, snapshot_started_ns;
+    uint64_t snapshot_done_count; /* alock */
+    atomic_bool snapshot_requested;
+    atomic_uint_fast64_t snapshot_seq, snapshots_written, snapshot_failures, snapshot_fork_ns;
+    _Atomic int64_t snapshot_at;
     char **rule_failures;     /* NULL-terminated */
     size_t nrule_failures;
     /* SKUs touched since the last evaluation, by what changed: anything

@@ -35,6 +35,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "durability.h"
 #include "engine_internal.h"
 #include "lifecycle.h"
 #include "rulebook.h"
@@ -215,8 +216,8 @@ static pool_t *build_pool(engine_t *e, const char *name, const char *src, json_t
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static void recompute_new(engine_t *e, pool_t *p) {
-    e->pctx.cause = CAUSE_PUBLISH;
+static void recompute_new(engine_t *e, pool_t *p, pool_cause_t cause) {
+    e->pctx.cause = cause;
     e->pctx.cause_ref = p->version;
     engine_refresh_roots(e);
     pool_recompute(p, &e->pctx);
@@ -288,7 +289,17 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
         } else {
             p->version = (uint32_t)ent->nversions + 1;
         }
-        recompute_new(e, p);
+        /* Continue the pool's seq and change log from the snapshot; what
+         * differs now comes from replayed events, or from a new version. */
+        pool_saved_t *saved = durability_take_saved(e, name);
+        pool_cause_t cause = CAUSE_PUBLISH;
+        if (saved) {
+            if (saved->version == p->version) cause = CAUSE_EVENT;
+            pool_restore(p, saved, &e->pctx);
+            pool_saved_free(saved);
+            if (e->unclean_restart) pool_skip_seq(p, (uint64_t)1 << 32);
+        }
+        recompute_new(e, p, cause);
         if (p->version > ent->nversions) {
             if (rulebook_add_version(rb, ent, RV_FILE, "file", wall_ms(),
                                      roaring_bitmap_get_cardinality(p->members), src, 0, err, errlen) != 0) {
@@ -380,7 +391,7 @@ static json_t *clause_counts(engine_t *e, const tagexpr_t *w) {
         tagexpr_free(x);
         free(text);
     }
-    roaring_bitmap_free(acc);
+    if (acc) roaring_bitmap_free(acc); /* CRoaring 0.2 does not take NULL */
     return arr;
 }
 

@@ -22,6 +22,8 @@
 #include "engine.h"
 #include "gen.h"
 #include "http.h"
+#include "kafka_feed.h"
+#include "kafka_mock.h"
 #include "load_client.h"
 #include "loader.h"
 #include "rules_check.h"
@@ -81,6 +83,9 @@ typedef struct serve_opts {
     const char *rules, *data, *listen, *web, *token_file;
     bool read_token_required, insecure;
     size_t changes_retention;
+    wal_fsync_t fsync_mode;
+    unsigned snapshot_every_s;
+    const char *kafka, *topics, *group;
     const char **loads;
     size_t nloads;
     bool clock_event;
@@ -105,6 +110,11 @@ static const char serve_help[] =
     "  --threads N          HTTP worker threads hint (default 4)\n"
     "  --max-connections N  concurrent HTTP connections (default 256)\n"
     "  --max-body BYTES     request body limit for other than /api/events (default 1 MiB)\n"
+    "  --fsync always|batch|everysec  when an accepted input is on disk before it is\n"
+    "                       acknowledged: always = fsync per request, batch = group commit\n"
+    "                       (default), everysec = acknowledge at once, fsync every second\n"
+    "  --snapshot-every S   write a snapshot every S seconds when something changed\n"
+    "                       (default 300; 0 = only on POST /api/admin/snapshot and SIGTERM)\n"
     "  --changes-retention N  membership changes kept per pool for the change feed\n"
     "                       (default 100000; older positions get 410 resync)\n"
     "  --token-file FILE    access tokens, one \"name role token\" per line (roles: ingest,\n"
@@ -113,8 +123,13 @@ static const char serve_help[] =
     "  --insecure           allow listening on a non-loopback address without --token-file\n"
     "\n"
     "Rule changes (publish, rollback, delete, drafts) are recorded in DATA/rules/ and\n"
-    "DATA/audit.log. Not in this version yet: --kafka/--topics/--group (streams),\n"
-    "--config. They are refused with exit code 1.\n";
+    "DATA/audit.log.\n"
+    "\n"
+    "  --kafka BROKERS --topics T1,T2 --group G\n"
+    "                       consume NDJSON events from Kafka as consumer group G (one event\n"
+    "                       per message, key = SKU); offsets are kept with poold's state\n"
+    "\n"
+    "Not in this version yet: --config (refused with exit code 1).\n";
 
 typedef struct running {
     engine_t *engine;
@@ -122,6 +137,7 @@ typedef struct running {
     http_server_t *http;
     auth_t *auth;
     audit_t *audit;
+    kafka_feed_t *kafka;
 } running_t;
 
 static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t errlen) {
@@ -143,6 +159,9 @@ static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t 
     ec.data_dir = o->data;
     ec.clock_event = o->clock_event;
     ec.changes_retention = o->changes_retention;
+    ec.durable = true;
+    ec.fsync_mode = o->fsync_mode;
+    ec.snapshot_every_s = o->snapshot_every_s;
     r->engine = engine_new(&ec, err, errlen);
     if (!r->engine) return 1;
     if (o->nloads) engine_begin_bulk(r->engine);
@@ -183,11 +202,19 @@ static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t 
     r->http = http_server_start(&hc, routes, nroutes, &r->api, err, errlen);
     if (!r->http) return 1;
     http_server_set_guard(r->http, api_guard);
+    if (o->kafka) {
+        r->kafka = kafka_feed_start(r->engine, o->kafka, o->topics, o->group, err, errlen);
+        if (!r->kafka) return 1;
+        r->api.kafka = r->kafka;
+    }
     r->api.server = r->http;
     return 0;
 }
 
 static void stop_running(running_t *r) {
+    kafka_feed_stop(r->kafka); /* what it delivered is applied and its offsets recorded */
+    r->kafka = NULL;
+    r->api.kafka = NULL;
     if (r->http) http_server_stop(r->http);
     r->http = NULL;
     if (r->engine) {
@@ -217,6 +244,8 @@ static void print_urls(const char *host, int port) {
 
 static int cmd_serve(int argc, char **argv) {
     serve_opts_t o = {0};
+    o.fsync_mode = WAL_FSYNC_BATCH;
+    o.snapshot_every_s = 300;
     o.rules = "rules";
     o.data = "data";
     o.listen = "127.0.0.1:8080";
@@ -230,10 +259,11 @@ static int cmd_serve(int argc, char **argv) {
         {"clock", required_argument, 0, 'c'},   {"web", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'}, {"max-connections", required_argument, 0, 'm'},
         {"max-body", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'},
-        {"kafka", required_argument, 0, 'K'},   {"topics", required_argument, 0, 'K'},
-        {"group", required_argument, 0, 'K'},   {"token-file", required_argument, 0, 'T'},
+        {"kafka", required_argument, 0, 'K'},   {"topics", required_argument, 0, 'P'},
+        {"group", required_argument, 0, 'G'},   {"token-file", required_argument, 0, 'T'},
         {"read-token-required", no_argument, 0, 'R'}, {"insecure", no_argument, 0, 'I'},
         {"changes-retention", required_argument, 0, 'H'},
+        {"fsync", required_argument, 0, 'F'},   {"snapshot-every", required_argument, 0, 'S'},
         {"config", required_argument, 0, 'C'},  {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -256,9 +286,27 @@ static int cmd_serve(int argc, char **argv) {
         case 'm': o.max_connections = (unsigned)atoi(optarg); break;
         case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
         case 'h': fputs(serve_help, stdout); free(o.loads); return 0;
-        case 'K': free(o.loads); return usage_error("serve", "%s: Kafka input is not in this version yet", "--kafka");
+        case 'K': o.kafka = optarg; break;
+        case 'P': o.topics = optarg; break;
+        case 'G': o.group = optarg; break;
         case 'T': o.token_file = optarg; break;
         case 'R': o.read_token_required = true; break;
+        case 'F':
+            if (wal_fsync_parse(optarg, &o.fsync_mode) != 0) {
+                free(o.loads);
+                return usage_error("serve", "--fsync must be always, batch or everysec, got \"%s\"", optarg);
+            }
+            break;
+        case 'S': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v > 86400 * 7) {
+                free(o.loads);
+                return usage_error("serve", "--snapshot-every must be 0..604800 seconds, got \"%s\"", optarg);
+            }
+            o.snapshot_every_s = (unsigned)v;
+            break;
+        }
         case 'I': o.insecure = true; break;
         case 'H': {
             char *end;
@@ -277,6 +325,10 @@ static int cmd_serve(int argc, char **argv) {
     if (optind < argc) {
         free(o.loads);
         return usage_error("serve", "unexpected argument \"%s\"", argv[optind]);
+    }
+    if ((o.kafka || o.topics || o.group) && !(o.kafka && o.topics && o.group)) {
+        free(o.loads);
+        return usage_error("serve", "%s", "--kafka, --topics and --group go together");
     }
     for (size_t i = 0; i < o.nloads; i++) {
         if (access(o.loads[i], R_OK) != 0) {
@@ -309,7 +361,13 @@ static int cmd_serve(int argc, char **argv) {
                      (unsigned long long)tot.rejected, tot.seconds);
         }
     }
-    while (!stop_requested && rc == 0) usleep(100000);
+    for (unsigned tick = 0; !stop_requested && rc == 0; tick++) {
+        usleep(100000);
+        if (tick % 10 == 9) {
+            api_sample_rates(&r.api);
+            kafka_feed_commit(r.kafka);
+        }
+    }
     log_info("shutting down");
     stop_running(&r);
     free(o.loads);
@@ -415,6 +473,8 @@ static int cmd_demo(int argc, char **argv) {
     printf("poold demo: data in %s, rules in %s\n", data, rules);
     install_signals();
     serve_opts_t o = {0};
+    o.fsync_mode = WAL_FSYNC_EVERYSEC;
+    o.snapshot_every_s = 60;
     o.rules = rules;
     o.data = data;
     o.listen = listen;
@@ -538,6 +598,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "kafka-mock")) return kafka_mock_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "kafka-produce")) return kafka_produce_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "gen")) return gen_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "load")) return load_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

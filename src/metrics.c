@@ -8,10 +8,7 @@
 #include "metrics.h"
 #include "util.h"
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf_t;
+typedef metrics_buf_t buf_t;
 
 static void bprintf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bprintf(buf_t *b, const char *fmt, ...) {
@@ -55,6 +52,8 @@ static long rss_bytes(void) {
 
 static void emit_line(void *arg, const char *line) { bprintf(arg, "%s", line); }
 
+void metrics_emit(void *buf, const char *line) { emit_line(buf, line); }
+
 char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, size_t *len) {
     buf_t b = {xmalloc(16384), 0, 16384};
     const engine_stats_t *s = engine_stats(e);
@@ -78,6 +77,9 @@ char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, siz
     bprintf(&b, "poold_ingest_queue_bytes %llu\n", LD(s->queued_bytes));
     family(&b, "poold_ingest_queue_full_total", "counter", "Submissions refused because the queue was full.");
     bprintf(&b, "poold_ingest_queue_full_total %llu\n", LD(s->queue_full));
+    family(&b, "poold_tags_per_sku_limit_total", "counter",
+           "Free tags refused because the SKU already has the maximum (256).");
+    bprintf(&b, "poold_tags_per_sku_limit_total %llu\n", LD(s->tag_limit));
 
     family(&b, "poold_apply_batch_seconds", "histogram",
            "Writer time per cycle: apply the queued batches, re-evaluate pools, publish.");
@@ -120,6 +122,30 @@ char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, siz
     }
     family(&b, "poold_resident_memory_bytes", "gauge", "Resident set size of the process.");
     bprintf(&b, "poold_resident_memory_bytes %ld\n", rss_bytes());
+    engine_durability_stats_t ds;
+    engine_durability_stats(e, &ds);
+    if (ds.enabled) {
+        family(&b, "poold_wal_appends_total", "counter", "Records appended to the write-ahead log.");
+        bprintf(&b, "poold_wal_appends_total %llu\n", (unsigned long long)ds.wal_appends);
+        family(&b, "poold_wal_bytes_total", "counter", "Bytes appended to the write-ahead log.");
+        bprintf(&b, "poold_wal_bytes_total %llu\n", (unsigned long long)ds.wal_bytes);
+        family(&b, "poold_wal_fsyncs_total", "counter", "fdatasync calls on the write-ahead log.");
+        bprintf(&b, "poold_wal_fsyncs_total %llu\n", (unsigned long long)ds.wal_syncs);
+        family(&b, "poold_wal_fsync_seconds_total", "counter", "Time spent in WAL fdatasync.");
+        bprintf(&b, "poold_wal_fsync_seconds_total %.6f\n", ds.wal_sync_seconds);
+        family(&b, "poold_wal_segments", "gauge", "WAL segment files on disk.");
+        bprintf(&b, "poold_wal_segments %llu\n", (unsigned long long)ds.wal_segments);
+        family(&b, "poold_durable_seq", "gauge", "Last input seq known to be on disk.");
+        bprintf(&b, "poold_durable_seq %llu\n", (unsigned long long)ds.durable_seq);
+        family(&b, "poold_snapshots_total", "counter", "Snapshots written.");
+        bprintf(&b, "poold_snapshots_total %llu\n", (unsigned long long)ds.snapshots);
+        family(&b, "poold_snapshot_failures_total", "counter", "Snapshots that failed.");
+        bprintf(&b, "poold_snapshot_failures_total %llu\n", (unsigned long long)ds.snapshot_failures);
+        family(&b, "poold_snapshot_seq", "gauge", "Input seq contained in the latest snapshot.");
+        bprintf(&b, "poold_snapshot_seq %llu\n", (unsigned long long)ds.snapshot_seq);
+        family(&b, "poold_snapshot_fork_seconds", "gauge", "Writer stall to fork the latest snapshot.");
+        bprintf(&b, "poold_snapshot_fork_seconds %.6f\n", (double)ds.snapshot_fork_ns / 1e9);
+    }
     lifecycle_metrics(e, emit_line, &b);
     family(&b, "poold_uptime_seconds", "gauge", "Seconds since start.");
     bprintf(&b, "poold_uptime_seconds %lld\n", (long long)((wall_ms() - started_ms) / 1000));

@@ -583,3 +583,105 @@ pool_view_t *pool_publish(pool_t *p, retire_list_t *rl) {
     p->view_stale = false;
     return v;
 }
+
+/* -- snapshots ------------------------------------------------------------- */
+
+/* Pool section payload: name (str), version u32, seq u64, updated_at i64,
+ * members (bitmap), then the change log: count u64 and per change seq u64,
+ * cause_ref u64, at i64, sku u32, joined u8, cause u8, name (str). */
+int pool_snap_write(const pool_t *p, snap_writer_t *w) {
+    snap_put_str(w, p->name, strlen(p->name));
+    snap_put_u32(w, p->version);
+    snap_put_u64(w, p->seq);
+    snap_put_i64(w, p->updated_at);
+    snap_put_bitmap(w, p->members);
+    snap_put_u64(w, p->log_len);
+    for (size_t i = 0; i < p->log_len; i++) {
+        const pool_change_t *c = &p->log[(p->log_head + i) % p->log_cap];
+        snap_put_u64(w, c->seq);
+        snap_put_u64(w, c->cause_ref);
+        snap_put_i64(w, c->at);
+        snap_put_u32(w, c->sku);
+        snap_put_u8(w, c->joined);
+        snap_put_u8(w, c->cause);
+        const char *nm = pool_change_name(c);
+        if (snap_put_str(w, nm, strlen(nm)) != 0) return -1;
+    }
+    return 0;
+}
+
+pool_saved_t *pool_snap_read(snap_reader_t *r) {
+    pool_saved_t *s = xcalloc(1, sizeof *s);
+    size_t len;
+    const char *name = snap_get_str(r, &len);
+    uint64_t n = 0;
+    if (!name || len > 64 || snap_get_u32(r, &s->version) || snap_get_u64(r, &s->seq) ||
+        snap_get_i64(r, &s->updated_at) || !(s->members = snap_get_bitmap(r, UINT32_MAX)) ||
+        snap_get_u64(r, &n) || n > snap_remaining(r) / 30 + 1) {
+        pool_saved_free(s);
+        return NULL;
+    }
+    memcpy(s->name, name, len);
+    s->name[len] = '\0';
+    s->log = xcalloc(n ? n : 1, sizeof *s->log);
+    for (uint64_t i = 0; i < n; i++) {
+        pool_change_t *c = &s->log[i];
+        uint32_t sku;
+        uint8_t joined, cause;
+        const char *nm;
+        if (snap_get_u64(r, &c->seq) || snap_get_u64(r, &c->cause_ref) || snap_get_i64(r, &c->at) ||
+            snap_get_u32(r, &sku) || snap_get_u8(r, &joined) || snap_get_u8(r, &cause) ||
+            !(nm = snap_get_str(r, &len)) || cause > CAUSE_SCHEDULE ||
+            (i > 0 && c->seq != s->log[i - 1].seq + 1)) {
+            s->nlog = (size_t)i;
+            pool_saved_free(s);
+            return NULL;
+        }
+        c->sku = sku;
+        c->joined = joined != 0;
+        c->cause = cause;
+        c->heap = 1;
+        c->name.heap = xmalloc(len + 1);
+        memcpy(c->name.heap, nm, len);
+        c->name.heap[len] = '\0';
+        s->nlog = (size_t)i + 1;
+    }
+    return s;
+}
+
+void pool_saved_free(pool_saved_t *s) {
+    if (!s) return;
+    pool_changes_free(s->log, s->nlog);
+    free(s->log);
+    if (s->members) roaring_bitmap_free(s->members); /* CRoaring 0.2 does not take NULL */
+    free(s);
+}
+
+void pool_skip_seq(pool_t *p, uint64_t gap) {
+    for (size_t i = 0; i < p->log_len; i++) change_name_free(&p->log[(p->log_head + i) % p->log_cap]);
+    p->log_head = p->log_len = 0;
+    p->seq += gap;
+    p->view_stale = true;
+}
+
+void pool_restore(pool_t *p, pool_saved_t *s, pool_ctx_t *ctx) {
+    size_t max = ctx->log_max ? ctx->log_max : POOL_LOG_DEFAULT_CAP;
+    size_t keep = s->nlog < max ? s->nlog : max, skip = s->nlog - keep;
+    for (size_t i = 0; i < p->log_len; i++) change_name_free(&p->log[(p->log_head + i) % p->log_cap]);
+    free(p->log);
+    p->log_cap = keep > 256 ? keep : 256;
+    p->log = xmalloc(p->log_cap * sizeof *p->log);
+    for (size_t i = 0; i < keep; i++) {
+        p->log[i] = s->log[skip + i];
+        s->log[skip + i].heap = 0; /* the name moved */
+    }
+    p->log_head = 0;
+    p->log_len = keep;
+    p->seq = s->seq;
+    p->updated_at = s->updated_at;
+    roaring_bitmap_free(p->members);
+    p->members = s->members;
+    s->members = NULL;
+    roaring_bitmap_set_copy_on_write(p->members, true);
+    p->view_stale = true;
+}

@@ -180,4 +180,27 @@ pool_view_t *pool_publish(pool_t *p, retire_list_t *rl);
 
 void pool_ctx_free(pool_ctx_t *ctx);
 
+/* Snapshots: a pool's membership, seq and change log (the rule itself is
+ * in the rule history). pool_restore, before the first recompute of a pool
+ * built from the same rule name at start-up, makes the pool continue from
+ * the saved seq: the recompute then records only what changed since. */
+#include "snapshot.h"
+typedef struct pool_saved {
+    char name[72];
+    uint32_t version;
+    uint64_t seq;
+    int64_t updated_at;
+    roaring_bitmap_t *members;
+    pool_change_t *log;
+    size_t nlog;
+} pool_saved_t;
+int pool_snap_write(const pool_t *p, snap_writer_t *w);
+pool_saved_t *pool_snap_read(snap_reader_t *r);  /* NULL on a bad section (snap_error) */
+void pool_saved_free(pool_saved_t *s);
+void pool_restore(pool_t *p, pool_saved_t *s, pool_ctx_t *ctx); /* takes s's members and log */
+/* After a crash, changes made after the snapshot were lost: the seq jumps by
+ * gap and the log is emptied, so every follower gets 410 resync instead of
+ * silently missing a change. */
+void pool_skip_seq(pool_t *p, uint64_t gap);
+
 #endif

@@ -7,13 +7,18 @@
  * NAME_CHUNK atomic pointers, allocated on demand and never moved, so a
  * reader never races a reallocation. Each dimension value has one interned
  * dim id, and per kind a lazily interned tag id ("market:SG"), so keeping
- * automatic tags right costs two bitmap updates per changed field. */
+ * automatic tags right costs two bitmap updates per changed field.
+ * store_snap_* write and read the STOR snapshot section (format in
+ * snapshot.c), keeping ids, dim ids and the free id stack as they were. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "store.h"
 #include "event.h"
+#include "snapshot.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -338,14 +343,16 @@ void store_set_flag(store_t *st, uint32_t id, bool lazmall_flag, bool value) {
     set_bool_tag(st, lazmall_flag ? st->tag_lazmall : st->tag_free_shipping, id, value);
 }
 
-static void ftags_push(sku_extra_t *x, uint32_t tag) {
+static int ftags_push(sku_extra_t *x, uint32_t tag) {
     for (uint16_t i = 0; i < x->nftags; i++)
-        if (x->ftags[i] == tag) return;
+        if (x->ftags[i] == tag) return 0;
+    if (x->nftags >= STORE_MAX_FREE_TAGS) return -1;
     if (x->nftags == x->capftags) {
         x->capftags = x->capftags ? (uint16_t)(x->capftags * 2) : 4;
         x->ftags = xrealloc(x->ftags, x->capftags * sizeof *x->ftags);
     }
     x->ftags[x->nftags++] = tag;
+    return 0;
 }
 
 void store_set_free_tags(store_t *st, uint32_t id, const char *names, uint32_t n) {
@@ -355,7 +362,7 @@ void store_set_free_tags(store_t *st, uint32_t id, const char *names, uint32_t n
     const char *p = names;
     for (uint32_t i = 0; i < n; i++) {
         size_t len = strlen(p);
-        store_add_free_tag(st, id, p, len);
+        (void)store_add_free_tag(st, id, p, len); /* n <= EVENT_MAX_TAGS < STORE_MAX_FREE_TAGS */
         p += len + 1;
     }
     if (n == 0 && x->capftags > 8) {
@@ -365,10 +372,19 @@ void store_set_free_tags(store_t *st, uint32_t id, const char *names, uint32_t n
     }
 }
 
-void store_add_free_tag(store_t *st, uint32_t id, const char *name, size_t len) {
+int store_add_free_tag(store_t *st, uint32_t id, const char *name, size_t len) {
+    sku_extra_t *x = &st->extra[id];
+    if (x->nftags >= STORE_MAX_FREE_TAGS) {
+        uint32_t known;
+        bool has = false;
+        if (tags_find(st->tags, name, len, &known) == 0)
+            for (uint16_t i = 0; i < x->nftags && !has; i++) has = x->ftags[i] == known;
+        return has ? 0 : -1;
+    }
     uint32_t tag = tags_intern(st->tags, name, len, NULL);
-    ftags_push(&st->extra[id], tag);
+    ftags_push(x, tag);
     tags_add(st->tags, tag, id);
+    return 0;
 }
 
 void store_remove_free_tag(store_t *st, uint32_t id, const char *name, size_t len) {
@@ -579,4 +595,251 @@ void store_attr_get(store_t *st, uint32_t id, const char *name, size_t len, attr
         break;
     }
     }
+}
+
+/* -- Snapshots ------------------------------------------------------------------
+ * The STOR section (layout at the top of snapshot.c). A row is written
+ * field by field, so the file does not depend on sku_row_t's padding; the
+ * assertion below fails the build when sku_row_t changes, as a reminder to
+ * change the encoding and SNAP_FORMAT_VERSION with it. */
+#define SNAP_ROW_BYTES 68
+_Static_assert(sizeof(sku_row_t) == 72 && offsetof(sku_row_t, reserved) == 67,
+               "sku_row_t changed: update the STOR row encoding and SNAP_FORMAT_VERSION");
+
+static void row_encode(const sku_row_t *r, uint8_t *p) {
+    snap_enc_f64(p, r->price);
+    snap_enc_f64(p + 8, r->list_price);
+    snap_enc_f64(p + 16, r->discount);
+    snap_enc_f64(p + 24, r->rating);
+    snap_enc_u32(p + 32, (uint32_t)r->stock);
+    snap_enc_u32(p + 36, (uint32_t)r->reviews);
+    snap_enc_u32(p + 40, r->market);
+    snap_enc_u32(p + 44, r->category);
+    snap_enc_u32(p + 48, r->top_category);
+    snap_enc_u32(p + 52, r->brand);
+    snap_enc_u32(p + 56, r->seller);
+    snap_enc_u32(p + 60, r->win);
+    p[64] = r->lazmall;
+    p[65] = r->free_shipping;
+    p[66] = r->live;
+    p[67] = r->reserved;
+}
+
+static void row_decode(const uint8_t *p, sku_row_t *r) {
+    memset(r, 0, sizeof *r);
+    r->price = snap_dec_f64(p);
+    r->list_price = snap_dec_f64(p + 8);
+    r->discount = snap_dec_f64(p + 16);
+    r->rating = snap_dec_f64(p + 24);
+    r->stock = (int32_t)snap_dec_u32(p + 32);
+    r->reviews = (int32_t)snap_dec_u32(p + 36);
+    r->market = snap_dec_u32(p + 40);
+    r->category = snap_dec_u32(p + 44);
+    r->top_category = snap_dec_u32(p + 48);
+    r->brand = snap_dec_u32(p + 52);
+    r->seller = snap_dec_u32(p + 56);
+    r->win = snap_dec_u32(p + 60);
+    r->lazmall = p[64];
+    r->free_shipping = p[65];
+    r->live = p[66];
+    r->reserved = p[67];
+}
+
+int store_snap_write(const store_t *st, snap_writer_t *w) {
+    if (snap_begin(w, SNAP_TAG_STORE) != 0) return -1;
+    snap_put_u32(w, st->limit);
+    snap_put_u32(w, st->live_count);
+    snap_put_u32(w, st->tag_lazmall);
+    snap_put_u32(w, st->tag_free_shipping);
+    snap_put_u32(w, st->tag_in_stock);
+    snap_put_u32(w, st->tag_live);
+    snap_put_u32(w, st->ndims);
+    for (uint32_t i = 0; i < st->ndims; i++) {
+        const dim_entry_t *d = &st->dims[i];
+        snap_put_str(w, d->name, strlen(d->name));
+        for (int k = 0; k < 4; k++) snap_put_u32(w, d->tag[k]);
+        snap_put_u32(w, d->top_tag);
+        if (snap_put_u32(w, d->top_dim) != 0) return -1;
+    }
+    for (uint32_t id = 0; id < st->limit; id++) {
+        const sku_row_t *row = &st->rows[id];
+        uint8_t rec[SNAP_ROW_BYTES];
+        row_encode(row, rec);
+        if (snap_put(w, rec, sizeof rec) != 0) return -1;
+        if (!row->live) continue;
+        const sku_extra_t *x = &st->extra[id];
+        const char *name = store_read_name(st, id);
+        snap_put_str(w, name ? name : "", name ? strlen(name) : 0);
+        snap_put_u16(w, x->nftags);
+        for (uint16_t i = 0; i < x->nftags; i++) snap_put_u32(w, x->ftags[i]);
+        if (snap_put_str(w, x->attrs, x->attrs ? x->attrs_len : 0) != 0) return -1;
+    }
+    snap_put_u32(w, st->nfree);
+    for (uint32_t i = 0; i < st->nfree; i++) snap_put_u32(w, st->free_ids[i]);
+    return snap_end(w);
+}
+
+/* A name from the snapshot: 1..max bytes without NUL; else NULL. */
+static const char *snap_name(snap_reader_t *r, size_t max, size_t *len, const char *what) {
+    const char *s = snap_get_str(r, len);
+    if (!s) return NULL;
+    if (*len == 0 || *len > max || memchr(s, '\0', *len)) {
+        snap_fail(r, "bad %s (%zu bytes)", what, *len);
+        return NULL;
+    }
+    return s;
+}
+
+static int snap_read_dims(store_t *st, snap_reader_t *r) {
+    uint32_t ndims;
+    if (snap_get_u32(r, &ndims) != 0) return -1;
+    if (ndims == 0 || ndims > snap_remaining(r) / 28)
+        return snap_fail(r, "%u dimension values do not fit the section", ndims);
+    if (ndims > st->capdims) {
+        while (st->capdims < ndims) st->capdims *= 2;
+        st->dims = xrealloc(st->dims, st->capdims * sizeof *st->dims);
+        st->dim_names = xrealloc(st->dim_names, st->capdims * sizeof *st->dim_names);
+    }
+    for (uint32_t i = 0; i < ndims; i++) {
+        size_t len;
+        const char *name = i == 0 ? snap_get_str(r, &len) : snap_name(r, EVENT_MAX_DIM_LEN, &len, "dimension value");
+        if (!name) return -1;
+        if (i == 0 && len != 0) return snap_fail(r, "dimension 0 is not empty");
+        if (i > 0 && strmap_get(st->dim_map, name, len, NULL) == 0)
+            return snap_fail(r, "dimension value %u repeats an earlier one", i);
+        dim_entry_t *d = &st->dims[i];
+        if (i > 0) {
+            d->name = xstrndup(name, len);
+            st->dim_names[i] = d->name;
+            strmap_put(st->dim_map, name, len, i, NULL);
+            st->ndims = i + 1;
+        }
+        for (int k = 0; k < 4; k++) snap_get_u32(r, &d->tag[k]);
+        snap_get_u32(r, &d->top_tag);
+        if (snap_get_u32(r, &d->top_dim) != 0) return -1;
+    }
+    for (uint32_t i = 0; i < ndims; i++)
+        if (st->dims[i].top_dim >= ndims) return snap_fail(r, "dimension %u: bad top dimension", i);
+    return 0;
+}
+
+static int snap_read_row(store_t *st, snap_reader_t *r, uint32_t id) {
+    static const uint8_t zero[SNAP_ROW_BYTES];
+    const uint8_t *rec = snap_get_bytes(r, SNAP_ROW_BYTES);
+    if (!rec) return -1;
+    sku_row_t row;
+    row_decode(rec, &row);
+    if (!row.live) {
+        if (memcmp(rec, zero, sizeof zero) != 0) return snap_fail(r, "deleted row %u holds data", id);
+        return 0;
+    }
+    uint32_t nd = st->ndims;
+    if (row.live != 1 || row.lazmall > 1 || row.free_shipping > 1 || row.market >= nd ||
+        row.category >= nd || row.top_category >= nd || row.brand >= nd || row.seller >= nd)
+        return snap_fail(r, "row %u: field out of range", id);
+    size_t len;
+    const char *name = snap_name(r, STRMAP_MAX_KEY, &len, "SKU id");
+    if (!name) return -1;
+    if (strmap_get(st->ids, name, len, NULL) == 0) return snap_fail(r, "row %u: SKU id repeats", id);
+    strmap_put(st->ids, name, len, id, NULL);
+    atomic_store_explicit(name_slot(st, id, true), xstrndup(name, len), memory_order_release);
+    st->rows[id] = row;
+    st->live_count++;
+    sku_extra_t *x = &st->extra[id];
+    uint16_t n;
+    if (snap_get_u16(r, &n) != 0) return -1;
+    if (n > snap_remaining(r) / 4) return snap_fail(r, "row %u: %u free tags do not fit", id, n);
+    if (n) {
+        x->ftags = xmalloc((size_t)n * sizeof *x->ftags);
+        x->capftags = n;
+        for (uint16_t i = 0; i < n; i++) snap_get_u32(r, &x->ftags[i]);
+        x->nftags = n;
+    }
+    const char *attrs = snap_get_str(r, &len);
+    if (!attrs) return -1;
+    if (len) {
+        x->attrs = xstrndup(attrs, len);
+        x->attrs_len = (uint32_t)len;
+    }
+    return 0;
+}
+
+int store_snap_read(store_t *st, snap_reader_t *r) {
+    if (st->limit != 0 || st->ndims != 1 || st->nfree != 0 || st->live_count != 0)
+        return snap_fail(r, "the store to load into is not empty");
+    uint32_t limit, live, t[4];
+    snap_get_u32(r, &limit);
+    snap_get_u32(r, &live);
+    for (int k = 0; k < 4; k++) snap_get_u32(r, &t[k]);
+    if (snap_error(r)[0]) return -1;
+    if (t[0] != st->tag_lazmall || t[1] != st->tag_free_shipping || t[2] != st->tag_in_stock ||
+        t[3] != st->tag_live)
+        return snap_fail(r, "automatic tag ids differ from this poold's");
+    if (snap_read_dims(st, r) != 0) return -1;
+    if (limit > snap_remaining(r) / SNAP_ROW_BYTES || live > limit)
+        return snap_fail(r, "%u rows (%u live) do not fit the section", limit, live);
+    if (limit > 0) grow_rows(st, limit);
+    if (live > 0) { /* sized once: no rehashing while loading */
+        strmap_free(st->ids);
+        st->ids = strmap_new(live);
+    }
+    for (uint32_t id = 0; id < limit; id++) {
+        st->limit = id + 1;
+        if (snap_read_row(st, r, id) != 0) return -1;
+    }
+    if (st->live_count != live)
+        return snap_fail(r, "%u live rows, the header says %u", st->live_count, live);
+    uint32_t nfree;
+    if (snap_get_u32(r, &nfree) != 0) return -1;
+    if (nfree > limit || nfree > snap_remaining(r) / 4)
+        return snap_fail(r, "%u free ids do not fit", nfree);
+    uint8_t *seen = xcalloc(limit ? limit : 1, 1);
+    int rc = 0;
+    for (uint32_t i = 0; i < nfree && rc == 0; i++) {
+        uint32_t id;
+        if (snap_get_u32(r, &id) != 0) rc = -1;
+        else if (id >= limit || st->rows[id].live || seen[id]) rc = snap_fail(r, "bad free id %u", id);
+        else {
+            seen[id] = 1;
+            release_id(st, (void *)(uintptr_t)id);
+        }
+    }
+    /* ids deleted but still on a retire list when the snapshot was taken */
+    for (uint32_t id = 0; id < limit && rc == 0; id++)
+        if (!st->rows[id].live && !seen[id]) release_id(st, (void *)(uintptr_t)id);
+    free(seen);
+    return rc ? rc : snap_section_done(r);
+}
+
+int store_snap_check(const store_t *st, char *err, size_t errlen) {
+    uint32_t ntags = tags_count(st->tags);
+    for (uint32_t i = 0; i < st->ndims; i++) {
+        const dim_entry_t *d = &st->dims[i];
+        for (int k = 0; k < 5; k++) {
+            uint32_t tag = k < 4 ? d->tag[k] : d->top_tag;
+            if (tag != NO_TAG && tag >= ntags) {
+                snprintf(err, errlen, "dimension %u refers to tag %u; there are %u tags", i, tag, ntags);
+                return -1;
+            }
+        }
+    }
+    for (uint32_t id = 0; id < st->limit; id++) {
+        const sku_extra_t *x = &st->extra[id];
+        for (uint16_t i = 0; i < x->nftags; i++) {
+            if (x->ftags[i] < ntags) continue;
+            snprintf(err, errlen, "row %u has free tag %u; there are %u tags", id, x->ftags[i], ntags);
+            return -1;
+        }
+    }
+    const roaring_bitmap_t *live = tags_bitmap(st->tags, st->tag_live);
+    uint64_t card = live ? roaring_bitmap_get_cardinality(live) : 0;
+    bool ok = card == st->live_count;
+    for (uint32_t id = 0; ok && id < st->limit; id++)
+        if (st->rows[id].live) ok = roaring_bitmap_contains(live, id);
+    if (!ok) {
+        snprintf(err, errlen, "the live tag (%llu SKUs) differs from the live rows (%u)",
+                 (unsigned long long)card, st->live_count);
+        return -1;
+    }
+    return 0;
 }

@@ -63,7 +63,10 @@ void store_set_reviews(store_t *st, uint32_t id, int64_t reviews);
 void store_set_flag(store_t *st, uint32_t id, bool lazmall_flag, bool value); /* true: lazmall, false: free_shipping */
 /* Free tags: names NUL-separated (event_tags_t layout). */
 void store_set_free_tags(store_t *st, uint32_t id, const char *names, uint32_t n);
-void store_add_free_tag(store_t *st, uint32_t id, const char *name, size_t len);
+/* Free tags per SKU are limited to STORE_MAX_FREE_TAGS: adding one more
+ * returns -1 (the tag is not added; the engine counts the refusal). */
+#define STORE_MAX_FREE_TAGS 256
+int store_add_free_tag(store_t *st, uint32_t id, const char *name, size_t len);
 void store_remove_free_tag(store_t *st, uint32_t id, const char *name, size_t len);
 /* Replaces the attrs JSON object text (copied); len 0 clears. */
 void store_set_attrs(store_t *st, uint32_t id, const char *json, size_t len);
@@ -90,5 +93,21 @@ int store_read_id(const store_t *st, const char *sku, size_t len, uint32_t *id);
 /* NULL if the id is not live. The string stays valid while the caller holds
  * a published read version (publish.h). */
 const char *store_read_name(const store_t *st, uint32_t id);
+
+/* -- Snapshots (snapshot.h; byte format at the top of snapshot.c) -------- */
+struct snap_writer;
+struct snap_reader;
+/* Writes the STOR section: rows, names, free tags, attrs, dims, free ids.
+ * Read-only on st; safe in a forked child (snapshot.h). */
+int store_snap_write(const store_t *st, struct snap_writer *w);
+/* Reads the current STOR section (the reader is positioned in it) into a
+ * fresh store (store_new, nothing applied), keeping every id, dim id and
+ * the free id stack; ids deleted but not yet released when the snapshot
+ * was taken become free. Tag ids are checked later by store_snap_check.
+ * 0, or -1 with snap_error(r) set. */
+int store_snap_read(store_t *st, struct snap_reader *r);
+/* After the tags are loaded: every tag id the store holds is known, and the
+ * live tag holds exactly the live rows. 0, or -1 and a message in err. */
+int store_snap_check(const store_t *st, char *err, size_t errlen);
 
 #endif

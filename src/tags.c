@@ -19,11 +19,15 @@
  * Live bitmaps are never copy-on-write: CRoaring's shared-container
  * counters are not atomic and readers run CRoaring on the copies.
  *
+ * tags_snap_* write and read the TAGS snapshot section (format in
+ * snapshot.c): names and live bitmaps by id; views are not saved.
+ *
  * Threads: tagview_* from any thread holding a read version; everything
  * else from the writer. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "snapshot.h"
 #include "strmap.h"
 #include "tags.h"
 #include "util.h"
@@ -295,4 +299,51 @@ const roaring_bitmap_t *tagview_resolve(void *view, const char *name, size_t len
     uint32_t id;
     if (tagview_find(view, name, len, &id) != 0) return NULL;
     return tagview_bitmap(view, id);
+}
+
+/* -- Snapshots ------------------------------------------------------------ */
+
+int tags_snap_write(const tags_t *t, snap_writer_t *w) {
+    if (snap_begin(w, SNAP_TAG_TAGS) != 0) return -1;
+    snap_put_u32(w, t->count);
+    for (uint32_t id = 0; id < t->count; id++) {
+        snap_put_str(w, t->name[id], strlen(t->name[id]));
+        snap_put_u8(w, t->live[id] != NULL);
+        if (t->live[id] && snap_put_bitmap(w, t->live[id]) != 0) return -1;
+    }
+    return snap_end(w);
+}
+
+int tags_snap_read(tags_t *t, snap_reader_t *r, uint32_t id_limit) {
+    for (uint32_t id = 0; id < t->count; id++)
+        if (t->live[id]) return snap_fail(r, "the tags to load into are not empty");
+    if (t->view) return snap_fail(r, "the tags to load into were published");
+    uint32_t count;
+    if (snap_get_u32(r, &count) != 0) return -1;
+    if (count < t->count || count > snap_remaining(r) / 6)
+        return snap_fail(r, "%u tags do not fit the section", count);
+    for (uint32_t id = 0; id < count; id++) {
+        size_t len;
+        const char *name = snap_get_str(r, &len);
+        if (!name) return -1;
+        if (len == 0 || len > TAGS_MAX_NAME || memchr(name, '\0', len))
+            return snap_fail(r, "tag %u: bad name (%zu bytes)", id, len);
+        if (id < t->count) {
+            if (strlen(t->name[id]) != len || memcmp(t->name[id], name, len) != 0)
+                return snap_fail(r, "tag %u is \"%.*s\", this poold has \"%s\"", id, (int)len, name,
+                                 t->name[id]);
+        } else if (tags_intern(t, name, len, NULL) != id) {
+            return snap_fail(r, "tag %u: \"%.*s\" repeats an earlier tag", id, (int)len, name);
+        }
+        uint8_t has;
+        if (snap_get_u8(r, &has) != 0) return -1;
+        if (has > 1) return snap_fail(r, "tag %u: bad bitmap flag %u", id, has);
+        if (!has) continue;
+        roaring_bitmap_t *bm = snap_get_bitmap(r, id_limit);
+        if (!bm) return -1;
+        roaring_bitmap_set_copy_on_write(bm, true); /* as tags_add makes them */
+        t->live[id] = bm;
+        mark_dirty(t, id);
+    }
+    return snap_section_done(r);
 }

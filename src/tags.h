@@ -102,4 +102,16 @@ const roaring_bitmap_t *tagview_bitmap(const tagview_t *v, uint32_t id);
 const char *tagview_name(const tagview_t *v, uint32_t id);
 uint32_t tagview_count(const tagview_t *v);
 
+/* -- Snapshots (snapshot.h; byte format at the top of snapshot.c) -------- */
+struct snap_writer;
+struct snap_reader;
+/* Writes the TAGS section: every tag's name and live bitmap, by id.
+ * Read-only on t; safe in a forked child (snapshot.h). */
+int tags_snap_write(const tags_t *t, struct snap_writer *w);
+/* Reads the current TAGS section into a fresh tags_t (only the tags a fresh
+ * store_new interned, none with members), keeping every tag id; SKU ids in
+ * the bitmaps must be < id_limit. Loaded tags are marked changed, so the
+ * next tags_publish puts them all in the view. 0, or -1 with snap_error(r). */
+int tags_snap_read(tags_t *t, struct snap_reader *r, uint32_t id_limit);
+
 #endif

@@ -31,9 +31,14 @@
  *    and 1h if minute slots dropped, else 1h over its suffix); with no slot
  *    left it is freed. sums[0] stays all zero.
  *
+ * windows_snap_* write and read the WIND snapshot section (format in
+ * snapshot.c): entries at their indices, slots, free chain and heap as they
+ * are; sums are recomputed from the slots on load.
+ *
  * Only the writer thread calls into this file. */
 #include <stdlib.h>
 #include <string.h>
+#include "snapshot.h"
 #include "util.h"
 #include "windows.h"
 
@@ -348,7 +353,7 @@ static uint32_t entry_due(const win_entry_t *e, int64_t M) {
 static win_slot_t *slot_get(windows_t *w, win_entry_t *e, int hourly, uint32_t key, int *created) {
     uint32_t base = hourly ? 0 : e->nhour;
     uint32_t len = hourly ? e->nhour : e->nmin;
-    win_slot_t *s = e->slots + base;
+    win_slot_t *s = e->slots ? e->slots + base : NULL; /* no arithmetic on NULL */
     uint32_t pos;
     *created = 0;
     if (len && s[len - 1].key == key) return &s[len - 1];
@@ -659,4 +664,152 @@ int windows_restore(windows_t *w, uint32_t *win_index, uint32_t sku,
     heap_push(w, idx, entry_due(e, M));
     *win_index = idx;
     return 0;
+}
+
+/* -- Snapshots ------------------------------------------------------------ */
+
+int windows_snap_write(const windows_t *w, snap_writer_t *sw) {
+    if (snap_begin(sw, SNAP_TAG_WINDOWS) != 0) return -1;
+    snap_put_i64(sw, w->now);
+    snap_put_u32(sw, w->n);
+    snap_put_u32(sw, w->free_head);
+    snap_put_u32(sw, w->heap_n);
+    for (uint32_t i = 1; i < w->n; i++) {
+        const win_entry_t *e = &w->ent[i];
+        int live = e->heap_pos != HEAP_NONE;
+        snap_put_u8(sw, (uint8_t)live);
+        if (!live) {
+            snap_put_u32(sw, e->sku); /* next free entry */
+            continue;
+        }
+        snap_put_u32(sw, e->sku);
+        snap_put_u32(sw, e->heap_pos);
+        snap_put_u32(sw, e->nhour);
+        snap_put_u32(sw, e->nmin);
+        for (uint32_t k = 0; k < e->nhour + e->nmin; k++) {
+            const win_slot_t *sl = &e->slots[k];
+            uint8_t rec[16];
+            snap_enc_u32(rec, sl->key);
+            snap_enc_u32(rec + 4, sl->a);
+            if (slot_kind(sl) == KIND_ORDER) {
+                snap_enc_f64(rec + 8, sl->u.gmv);
+            } else {
+                snap_enc_u32(rec + 8, sl->u.b.clicks);
+                snap_enc_u32(rec + 12, sl->u.b.carts);
+            }
+            snap_put(sw, rec, sizeof rec);
+        }
+        if (snap_writer_error(sw)[0]) return -1;
+    }
+    for (uint32_t i = 0; i < w->heap_n; i++) {
+        snap_put_u32(sw, w->heap[i].due);
+        snap_put_u32(sw, w->heap[i].idx);
+    }
+    return snap_end(sw);
+}
+
+/* Reads the slots of the empty entry e (nhour, nmin already bounded) and
+ * sums them. */
+static int snap_read_slots(windows_t *w, win_entry_t *e, win_sums_t *s, snap_reader_t *r,
+                           uint32_t nhour, uint32_t nmin, int64_t M) {
+    uint32_t n = nhour + nmin;
+    slots_resize(w, e, 0, slot_cap(n));
+    e->nhour = nhour; /* from here on the vector's capacity matches its counts */
+    e->nmin = nmin;
+    const uint8_t *p = snap_get_bytes(r, (size_t)n * 16);
+    if (!p) return -1;
+    memset(e->slots, 0, (size_t)n * sizeof *e->slots);
+    for (uint32_t k = 0; k < n; k++, p += 16) {
+        win_slot_t *sl = &e->slots[k];
+        int hourly = k < nhour;
+        sl->key = snap_dec_u32(p);
+        sl->a = snap_dec_u32(p + 4);
+        if (slot_kind(sl) == KIND_ORDER) {
+            sl->u.gmv = snap_dec_f64(p + 8);
+        } else {
+            sl->u.b.clicks = snap_dec_u32(p + 8);
+            sl->u.b.carts = snap_dec_u32(p + 12);
+        }
+        uint32_t tmax = (uint32_t)(WINDOWS_TS_MAX / (hourly ? HOUR_MS : MINUTE_MS));
+        if (slot_time(sl) > tmax || (k != 0 && k != nhour && sl->key <= sl[-1].key))
+            return snap_fail(r, "windows slot %u of %u out of order or range", k, n);
+    }
+    sum_hours(e, s);
+    sum_minutes(e, s, M);
+    return 0;
+}
+
+int windows_snap_read(windows_t *w, snap_reader_t *r, uint32_t id_limit) {
+    if (w->n != 1 || w->now != 0 || w->heap_n != 0)
+        return snap_fail(r, "the windows to load into are not empty");
+    int64_t now;
+    uint32_t n, free_head, heap_n;
+    snap_get_i64(r, &now);
+    snap_get_u32(r, &n);
+    snap_get_u32(r, &free_head);
+    if (snap_get_u32(r, &heap_n) != 0) return -1;
+    if (now < 0 || now > WINDOWS_TS_MAX) return snap_fail(r, "windows clock %lld out of range", (long long)now);
+    if (n == 0 || n - 1 > snap_remaining(r) / 5 || free_head >= n || heap_n >= n)
+        return snap_fail(r, "%u windows entries do not fit the section", n);
+    uint32_t cap = w->cap;
+    while (cap < n) cap *= 2;
+    if (cap != w->cap) {
+        w->sums = xrealloc(w->sums, (size_t)cap * sizeof *w->sums);
+        w->ent = xrealloc(w->ent, (size_t)cap * sizeof *w->ent);
+        w->heap = xrealloc(w->heap, (size_t)cap * sizeof *w->heap);
+        w->cap = cap;
+    }
+    memset(w->sums, 0, (size_t)n * sizeof *w->sums);
+    for (uint32_t i = 1; i < n; i++) w->ent[i] = (win_entry_t){NULL, 0, HEAP_NONE, 0, 0};
+    w->n = n;
+    w->now = now;
+    int64_t M = now / MINUTE_MS;
+    uint32_t nfree = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        win_entry_t *e = &w->ent[i];
+        uint8_t live;
+        uint32_t sku, pos, nhour, nmin;
+        snap_get_u8(r, &live);
+        if (snap_get_u32(r, &sku) != 0) return -1;
+        if (live > 1) return snap_fail(r, "windows entry %u: bad flag %u", i, live);
+        if (!live) {
+            if (sku >= n) return snap_fail(r, "windows entry %u: bad free link %u", i, sku);
+            e->sku = sku;
+            nfree++;
+            continue;
+        }
+        snap_get_u32(r, &pos);
+        snap_get_u32(r, &nhour);
+        if (snap_get_u32(r, &nmin) != 0) return -1;
+        if (sku >= id_limit || pos >= heap_n || nhour > WINDOWS_MAX_SLOTS || nmin > WINDOWS_MAX_SLOTS ||
+            nhour + nmin == 0 || nhour + nmin > WINDOWS_MAX_SLOTS ||
+            (size_t)(nhour + nmin) > snap_remaining(r) / 16)
+            return snap_fail(r, "windows entry %u: bad header", i);
+        e->sku = sku;
+        e->heap_pos = pos;
+        w->active++;
+        if (snap_read_slots(w, e, &w->sums[i], r, nhour, nmin, M) != 0) return -1;
+    }
+    if (heap_n != w->active) return snap_fail(r, "windows heap holds %u of %zu entries", heap_n, w->active);
+    const uint8_t *hp = snap_get_bytes(r, (size_t)heap_n * 8);
+    if (!hp) return -1;
+    for (uint32_t i = 0; i < heap_n; i++, hp += 8) {
+        win_heap_item_t it = {snap_dec_u32(hp), snap_dec_u32(hp + 4)};
+        if (!entry_live(w, it.idx) || w->ent[it.idx].heap_pos != i ||
+            (i > 0 && w->heap[(i - 1) / 2].due > it.due))
+            return snap_fail(r, "windows heap item %u is inconsistent", i);
+        w->heap[i] = it;
+    }
+    w->heap_n = heap_n;
+    uint32_t steps = 0;
+    for (uint32_t i = free_head; i != 0; i = w->ent[i].sku)
+        if (w->ent[i].heap_pos != HEAP_NONE || ++steps > nfree)
+            return snap_fail(r, "windows free chain is broken at entry %u", i);
+    if (steps != nfree) return snap_fail(r, "windows free chain misses %u entries", nfree - steps);
+    w->free_head = free_head;
+    return snap_section_done(r);
+}
+
+uint32_t windows_entry_sku(const windows_t *w, uint32_t win_index) {
+    return entry_live(w, win_index) ? w->ent[win_index].sku : UINT32_MAX;
 }

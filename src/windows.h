@@ -116,4 +116,19 @@ int windows_slot_at(const windows_t *w, uint32_t win_index, size_t i, windows_sl
 int windows_restore(windows_t *w, uint32_t *win_index, uint32_t sku,
                     const windows_slot_t *slots, size_t n);
 
+/* -- Snapshots (snapshot.h; byte format at the top of snapshot.c) -------- */
+struct snap_writer;
+struct snap_reader;
+/* Writes the WIND section: the clock, every entry with its slots (entry
+ * indices kept, so sku_row_t.win stays valid), the free chain and the heap
+ * as it is. Read-only on w; safe in a forked child (snapshot.h). */
+int windows_snap_write(const windows_t *w, struct snap_writer *sw);
+/* Reads the current WIND section into a fresh windows_t (windows_new,
+ * nothing added): the same entries at the same indices, the same clock,
+ * free chain and heap; sums recomputed from the slots. SKU ids must be
+ * < id_limit. 0, or -1 with snap_error(r). */
+int windows_snap_read(windows_t *w, struct snap_reader *r, uint32_t id_limit);
+/* The SKU of entry win_index, UINT32_MAX if it is not an active entry. */
+uint32_t windows_entry_sku(const windows_t *w, uint32_t win_index);
+
 #endif

@@ -132,7 +132,34 @@ static void test_delete_and_reuse(void) {
     tags_free(t);
 }
 
+/* Free tags per SKU are capped (an uncapped uint16 capacity used to wrap
+ * around at 32768 tags and overflow the heap). */
+static void test_free_tag_limit(void) {
+    tags_t *t = tags_new();
+    store_t *st = store_new(t);
+    retire_list_t rl = {0};
+    uint32_t a = store_upsert_id(st, "A", 1, NULL, &rl);
+    char name[32];
+    int refused = 0;
+    for (int i = 0; i < 40000; i++) {
+        int n = snprintf(name, sizeof name, "t%d", i);
+        if (store_add_free_tag(st, a, name, (size_t)n) != 0) refused++;
+    }
+    CHECK_EQ_INT(refused, 40000 - STORE_MAX_FREE_TAGS);
+    CHECK(has(t, "t0", a) && has(t, "t255", a));
+    CHECK(!has(t, "t256", a));
+    CHECK_EQ_INT(store_add_free_tag(st, a, "t7", 2), 0); /* already there: fine */
+    store_remove_free_tag(st, a, "t7", 2);
+    CHECK_EQ_INT(store_add_free_tag(st, a, "new", 3), 0); /* room again */
+    CHECK(has(t, "new", a));
+    retire_run(&rl);
+    retire_free(&rl);
+    store_free(st);
+    tags_free(t);
+}
+
 int main(void) {
+    test_free_tag_limit();
     test_fields_and_auto_tags();
     test_attrs();
     test_delete_and_reuse();
