@@ -84,7 +84,7 @@ static void feed_revoked(void *arg) {
 }
 
 kafka_feed_t *kafka_feed_start(engine_t *e, const char *brokers, const char *topics, const char *group,
-                               char *err, size_t errlen) {
+                               const char *const *props, char *err, size_t errlen) {
     kafka_feed_t *f = xcalloc(1, sizeof *f);
     f->engine = e;
     kafka_in_config_t cfg = {0};
@@ -97,6 +97,7 @@ kafka_feed_t *kafka_feed_start(engine_t *e, const char *brokers, const char *top
     cfg.revoked = feed_revoked;
     cfg.arg = f;
     cfg.max_batch = 5000;
+    cfg.rdkafka_props = props;
     f->in = kafka_in_start(&cfg, err, errlen);
     if (!f->in) {
         free(f);

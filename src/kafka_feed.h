@@ -8,11 +8,12 @@
 
 typedef struct kafka_feed kafka_feed_t;
 
-/* Joins group `group` on brokers and consumes the comma-separated topics.
+/* Joins group `group` on brokers and consumes the comma-separated topics;
+ * props: extra librdkafka "key=value" settings, NULL-terminated (or NULL).
  * NULL with err on a configuration error (unreachable brokers are retried
  * by librdkafka, not an error here). */
 kafka_feed_t *kafka_feed_start(engine_t *e, const char *brokers, const char *topics, const char *group,
-                               char *err, size_t errlen);
+                               const char *const *props, char *err, size_t errlen);
 /* Commits the applied offsets to Kafka (for lag monitoring; any thread). */
 void kafka_feed_commit(kafka_feed_t *f);
 /* Applies what was delivered, commits, leaves the group. NULL is fine. */

@@ -86,6 +86,8 @@ typedef struct serve_opts {
     wal_fsync_t fsync_mode;
     unsigned snapshot_every_s;
     const char *kafka, *topics, *group;
+    const char *kafka_props[33]; /* NULL-terminated */
+    size_t nkafka_props;
     const char **loads;
     size_t nloads;
     bool clock_event;
@@ -128,6 +130,8 @@ static const char serve_help[] =
     "  --kafka BROKERS --topics T1,T2 --group G\n"
     "                       consume NDJSON events from Kafka as consumer group G (one event\n"
     "                       per message, key = SKU); offsets are kept with poold's state\n"
+    "  --kafka-prop KEY=VALUE  extra librdkafka setting (repeatable), e.g.\n"
+    "                       session.timeout.ms=6000 or security.protocol=SSL\n"
     "\n"
     "Not in this version yet: --config (refused with exit code 1).\n";
 
@@ -203,7 +207,7 @@ static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t 
     if (!r->http) return 1;
     http_server_set_guard(r->http, api_guard);
     if (o->kafka) {
-        r->kafka = kafka_feed_start(r->engine, o->kafka, o->topics, o->group, err, errlen);
+        r->kafka = kafka_feed_start(r->engine, o->kafka, o->topics, o->group, o->kafka_props, err, errlen);
         if (!r->kafka) return 1;
         r->api.kafka = r->kafka;
     }
@@ -264,6 +268,7 @@ static int cmd_serve(int argc, char **argv) {
         {"read-token-required", no_argument, 0, 'R'}, {"insecure", no_argument, 0, 'I'},
         {"changes-retention", required_argument, 0, 'H'},
         {"fsync", required_argument, 0, 'F'},   {"snapshot-every", required_argument, 0, 'S'},
+        {"kafka-prop", required_argument, 0, 'k'},
         {"config", required_argument, 0, 'C'},  {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -289,6 +294,13 @@ static int cmd_serve(int argc, char **argv) {
         case 'K': o.kafka = optarg; break;
         case 'P': o.topics = optarg; break;
         case 'G': o.group = optarg; break;
+        case 'k':
+            if (!strchr(optarg, '=') || o.nkafka_props == 32) {
+                free(o.loads);
+                return usage_error("serve", "--kafka-prop wants KEY=VALUE (at most 32), got \"%s\"", optarg);
+            }
+            o.kafka_props[o.nkafka_props++] = optarg;
+            break;
         case 'T': o.token_file = optarg; break;
         case 'R': o.read_token_required = true; break;
         case 'F':
