@@ -408,8 +408,10 @@ static const char demo_help[] =
     "\n"
     "The whole thing on an embedded default: generates a catalog (default 100000 SKUs over\n"
     "SG MY TH VN PH ID), loads it, loads the example rules (embedded copy unless --rules),\n"
-    "feeds a live stream of price/stock/order/tag events (default 2000/s), serves the API\n"
-    "and the console, and prints a live status line. Ctrl-C stops it.\n";
+    "feeds a live stream of price/stock/order/tag events (default 2000/s) through Kafka (a\n"
+    "local mock cluster: the generator produces to topic events, poold consumes it as a\n"
+    "consumer group), serves the API and the console, and prints a live status line\n"
+    "(events/s, Kafka lag, pool sizes). Ctrl-C stops it.\n";
 
 static int write_embedded_rules(const char *dir) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -1;
@@ -427,11 +429,30 @@ static int write_embedded_rules(const char *dir) {
     return n;
 }
 
-static void demo_status(engine_t *e, uint64_t applied_before, double secs) {
+/* The "sku" value of an NDJSON line (the Kafka message key), or the whole
+ * line when there is none. */
+static const char *line_sku(const char *line, size_t len, size_t *klen) {
+    const char *p = memmem(line, len, "\"sku\":\"", 7);
+    if (p) {
+        p += 7;
+        const char *q = memchr(p, '"', len - (size_t)(p - line));
+        if (q) {
+            *klen = (size_t)(q - p);
+            return p;
+        }
+    }
+    *klen = len;
+    return line;
+}
+
+static void demo_status(engine_t *e, kafka_feed_t *k, uint64_t applied_before, double secs) {
     view_t *v = engine_acquire(e);
     char line[2048];
-    size_t n = (size_t)snprintf(line, sizeof line, "\r%u SKUs, %.0f events/s |", v->skus,
-                                (double)(v->applied_seq - applied_before) / secs);
+    json_t *kj = kafka_feed_json(k);
+    long long lag = json_integer_value(json_object_get(kj, "lag"));
+    json_decref(kj);
+    size_t n = (size_t)snprintf(line, sizeof line, "\r%u SKUs, %.0f events/s, kafka lag %lld |", v->skus,
+                                (double)(v->applied_seq - applied_before) / secs, lag);
     for (size_t i = 0; i < v->npools && n < sizeof line - 64; i++)
         n += (size_t)snprintf(line + n, sizeof line - n, " %s=%llu", v->pools[i]->name,
                               (unsigned long long)v->pools[i]->size);
@@ -484,7 +505,27 @@ static int cmd_demo(int argc, char **argv) {
     }
     printf("poold demo: data in %s, rules in %s\n", data, rules);
     install_signals();
+    /* The live stream goes through Kafka: a local mock cluster (librdkafka's
+     * rdkafka_mock, the real protocol on loopback), a producer keyed by SKU,
+     * and poold consuming the topic as a consumer group. */
+    char kerr[512];
+    kafka_mock_t *mock = kafka_mock_start("events:4", 1, kerr, sizeof kerr);
+    if (!mock) {
+        fprintf(stderr, "poold demo: cannot start the local Kafka: %s\n", kerr);
+        return 2;
+    }
+    kafka_producer_t *producer = kafka_producer_new(kafka_mock_bootstrap(mock), kerr, sizeof kerr);
+    if (!producer) {
+        fprintf(stderr, "poold demo: cannot create the Kafka producer: %s\n", kerr);
+        kafka_mock_stop(mock);
+        return 2;
+    }
+    printf("poold demo: Kafka (local mock cluster) at %s, topic events (4 partitions)\n", kafka_mock_bootstrap(mock));
     serve_opts_t o = {0};
+    o.kafka = kafka_mock_bootstrap(mock);
+    o.topics = "events";
+    o.group = "poold-demo";
+    o.kafka_props[0] = "session.timeout.ms=6000";
     o.fsync_mode = WAL_FSYNC_EVERYSEC;
     o.snapshot_every_s = 60;
     o.rules = rules;
@@ -498,6 +539,8 @@ static int cmd_demo(int argc, char **argv) {
     if (start_running(&r, &o, err, sizeof err) != 0) {
         fprintf(stderr, "poold demo: %s\n", err);
         stop_running(&r);
+        kafka_producer_free(producer);
+        kafka_mock_stop(mock);
         return 1;
     }
     char host[256];
@@ -561,21 +604,19 @@ static int cmd_demo(int argc, char **argv) {
         uint64_t due = (uint64_t)rate * tick / 10; /* events due after `tick` ticks of 100 ms */
         uint64_t have = (uint64_t)rate * (tick - 1) / 10;
         size_t n = (size_t)(due - have);
-        char *b = xmalloc(n * (GEN_LINE_MAX + 1) + 1);
-        size_t bl = 0;
+        char line[GEN_LINE_MAX + 1];
         for (size_t i = 0; i < n; i++) {
-            bl += gen_stream_next(g, wall_ms(), b + bl, GEN_LINE_MAX);
-            b[bl++] = '\n';
+            size_t ll = gen_stream_next(g, wall_ms(), line, GEN_LINE_MAX);
+            size_t klen;
+            const char *key = line_sku(line, ll, &klen);
+            kafka_produce(producer, "events", key, klen, line, ll);
         }
-        ingest_report_t rp = {0};
-        if (n) engine_submit(r.engine, b, bl, "demo-stream", 0, 0, 1000, &rp);
-        else free(b);
-        ingest_report_free(&rp);
         uint64_t next = start + tick * 100000000ull, nowns = mono_ns();
         if (next > nowns) usleep((useconds_t)((next - nowns) / 1000));
         if (mono_ns() - last_status >= 2000000000ull) {
             double secs = (double)(mono_ns() - last_status) / 1e9;
-            demo_status(r.engine, applied_at_status, secs);
+            demo_status(r.engine, r.kafka, applied_at_status, secs);
+            kafka_feed_commit(r.kafka);
             applied_at_status = engine_applied_seq(r.engine);
             last_status = mono_ns();
         }
@@ -583,7 +624,10 @@ static int cmd_demo(int argc, char **argv) {
     }
     printf("\npoold demo: stopping\n");
     gen_stream_free(g);
+    kafka_producer_flush(producer, 2000);
     stop_running(&r);
+    kafka_producer_free(producer);
+    kafka_mock_stop(mock);
     return 0;
 }
 
