@@ -21,7 +21,7 @@ binary = sys.argv[1] if len(sys.argv) > 1 else "build/poold"
 
 port = free_port()
 proc = subprocess.Popen([binary, "demo", "--listen", f"127.0.0.1:{port}", "--skus", "20000",
-                         "--rate", "3000", "--duration", "8"],
+                         "--rate", "3000", "--duration", "16"],
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 try:
     deadline = time.time() + 60
@@ -42,10 +42,19 @@ try:
         if p["active"]:  # a scheduled pool outside its window is empty by design
             check(p["size"] > 0, f"pool {name} is not empty")
     check(sum(1 for p in pools.values() if p["active"]) >= 6, "most example pools are active")
+    # The live stream goes through Kafka; the consumer group's first
+    # assignment takes a few seconds (the broker's initial rebalance delay).
     seq1 = get(port, "/healthz")["applied_seq"]
-    time.sleep(2)
-    seq2 = get(port, "/healthz")["applied_seq"]
+    seq2, stats = seq1, None
+    deadline = time.time() + 12
+    while time.time() < deadline and seq2 <= seq1 + 1000:
+        time.sleep(0.5)
+        seq2 = get(port, "/healthz")["applied_seq"]
     check(seq2 > seq1 + 1000, f"live stream applied: {seq1} -> {seq2}")
+    stats = get(port, "/api/stats")
+    kafka = stats.get("kafka") or {}
+    check(len(kafka.get("partitions", [])) == 4 and kafka.get("messages", 0) > 1000,
+          f"the live stream comes through Kafka (4 partitions, messages consumed): {kafka}")
     out, _ = proc.communicate(timeout=30)
     check(proc.returncode == 0, f"demo exit code {proc.returncode}")
     check("poold is serving on" in out, "demo prints the URLs")
