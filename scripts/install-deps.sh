@@ -10,12 +10,18 @@ pkgs=(
   libroaring-dev libmicrohttpd-dev libjansson-dev librdkafka-dev libjemalloc-dev
   lua-busted
   clang libclang-rt-14-dev
+  chromium
 )
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+
+# The console's build and browser tests need Node and npm (Debian's nodejs
+# and npm, unless a node is already on PATH, e.g. from NodeSource, whose
+# nodejs package conflicts with Debian's npm).
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: everything is already installed"

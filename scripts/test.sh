@@ -33,6 +33,7 @@ build() { # dir, extra cmake args...
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null && make -C "$dir" -j"$jobs" --no-print-directory
 }
 
+step "console bundle up to date" bash scripts/build-web.sh --check
 step "build" build build
 step "unit tests" ctest --test-dir build --output-on-failure
 step "busted specs" luajit /usr/bin/busted tests/lua
@@ -40,6 +41,7 @@ step "poold check rules" build/poold check rules
 step "end-to-end" python3 tests/e2e/e2e_test.py build/poold
 step "command line" python3 tests/e2e/cli_test.py build/poold
 step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
+step "browser (console journey)" bash tests/browser/run.sh
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
