@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "kafka_feed.h"
+#include "lifecycle.h"
 #include "embedded.h"
 #include "metrics.h"
 #include "pools.h"
@@ -121,6 +122,10 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
     const pool_view_t *p = acquire_pool(api, args[0], resp, &v);
     if (!p) return;
     const store_t *st = engine_store_for_readers(api->engine);
+    const char *fs = http_query(req, "fields");
+    bool with_fields = fs && (strcmp(fs, "1") == 0 || strcmp(fs, "true") == 0);
+    uint32_t *ids = with_fields ? xmalloc(limit * sizeof *ids) : NULL;
+    const char **names = with_fields ? xmalloc(limit * sizeof *names) : NULL;
     json_t *members = json_array();
     json_t *next = json_null();
     uint64_t n = 0;
@@ -132,6 +137,10 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
             const char *name = store_read_name(st, p->order[pos]);
             if (name) {
                 json_array_append_new(members, json_string(name));
+                if (ids) {
+                    ids[n] = p->order[pos];
+                    names[n] = json_string_value(json_array_get(members, n));
+                }
                 n++;
             }
         }
@@ -154,6 +163,10 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
             const char *name = store_read_name(st, it.current_value);
             if (name) {
                 json_array_append_new(members, json_string(name));
+                if (ids) {
+                    ids[n] = it.current_value;
+                    names[n] = json_string_value(json_array_get(members, n));
+                }
                 n++;
             }
             more = roaring_advance_uint32_iterator(&it);
@@ -161,6 +174,12 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
     }
     json_t *o = json_object();
     json_object_set_new(o, "pool", json_string(p->name));
+    if (with_fields) { /* rows are the writer's: read them there, once per page */
+        json_t *rows = lifecycle_sku_briefs(api->engine, ids, names, (size_t)n);
+        if (rows) json_object_set_new(o, "rows", rows);
+        free(ids);
+        free(names);
+    }
     json_object_set_new(o, "members", members);
     json_object_set_new(o, "size", json_integer((json_int_t)p->size));
     json_object_set_new(o, "seq", json_integer((json_int_t)p->seq));
@@ -307,10 +326,23 @@ static void h_query(void *app, const http_req_t *req, const char *const *args, h
         return;
     }
     view_t *v = engine_acquire(api->engine);
+    const char *pool = json_string_value(json_object_get(body, "pool"));
+    const pool_view_t *pv = NULL;
+    if (pool) {
+        pv = view_pool(v, pool);
+        if (!pv) {
+            engine_release(v);
+            tagexpr_free(x);
+            http_resp_error(resp, 404, "no pool named \"%.80s\" (GET /api/pools lists them)", pool);
+            json_decref(body);
+            return;
+        }
+    }
     const roaring_bitmap_t *live = view_resolve(v->tags, STORE_LIVE_TAG, strlen(STORE_LIVE_TAG));
     roaring_bitmap_t *empty = NULL;
     if (!live) live = empty = roaring_bitmap_create();
     roaring_bitmap_t *bm = tagexpr_eval_bitmap(x, view_resolve, v->tags, live);
+    if (pv) roaring_bitmap_and_inplace(bm, pv->members); /* within one pool's members */
     const store_t *st = engine_store_for_readers(api->engine);
     json_t *sample = json_array();
     roaring_uint32_iterator_t it;
@@ -327,6 +359,7 @@ static void h_query(void *app, const http_req_t *req, const char *const *args, h
     json_object_set_new(o, "sample", sample);
     char *canon = tagexpr_to_string(x);
     json_object_set_new(o, "where", json_string(canon));
+    if (pv) json_object_set_new(o, "pool", json_string(pv->name));
     free(canon);
     roaring_bitmap_free(bm);
     if (empty) roaring_bitmap_free(empty);

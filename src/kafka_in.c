@@ -57,11 +57,13 @@ typedef struct kin_part {
     bool held;      /* batch refused (backpressure): retry at retry_ns */
     bool paused;    /* paused by us */
     bool need_seek; /* a message was dropped while held: seek on resume */
-    bool resolve;   /* position unknown: ask the committed offset */
+    bool resolve;   /* position unknown: ask the committed offset (stats) */
     uint64_t retry_ns;
     /* Under k->mu (written by the Kafka thread, read by anyone). */
     bool assigned;
-    int64_t position, hw, lo;
+    int64_t position;  /* next offset to hand over; below it nothing is offered */
+    int64_t committed; /* Kafka's committed offset, for stats only, -1 unknown */
+    int64_t hw, lo;
     int64_t commit_want, commit_sent;
 } kin_part_t;
 
@@ -150,7 +152,7 @@ static kin_part_t *part_get(kafka_in_t *k, const char *topic, int32_t partition)
     p = xcalloc(1, sizeof *p);
     p->topic = xstrdup(topic);
     p->partition = partition;
-    p->position = p->hw = p->lo = p->commit_want = p->commit_sent = -1;
+    p->position = p->committed = p->hw = p->lo = p->commit_want = p->commit_sent = -1;
     pthread_mutex_lock(&k->mu);
     if (k->nparts == k->cap) {
         k->cap = k->cap ? k->cap * 2 : 16;
@@ -342,7 +344,7 @@ static void housekeep(kafka_in_t *k, uint64_t now) {
             for (int i = 0; i < unresolved->cnt; i++) {
                 rd_kafka_topic_partition_t *e = &unresolved->elems[i];
                 kin_part_t *p = part_find(k, e->topic, e->partition);
-                if (p && p->position < 0 && !e->err && e->offset >= 0) p->position = e->offset;
+                if (p && !e->err && e->offset >= 0) p->committed = e->offset;
             }
             pthread_mutex_unlock(&k->mu);
         }
@@ -391,7 +393,7 @@ static void on_assign(kafka_in_t *k, rd_kafka_topic_partition_list_t *parts) {
         pthread_mutex_lock(&k->mu);
         p->assigned = true;
         p->position = off >= 0 ? off : -1;
-        p->hw = p->lo = -1;
+        p->committed = p->hw = p->lo = -1;
         p->commit_want = p->commit_sent = -1;
         pthread_mutex_unlock(&k->mu);
     }
@@ -688,10 +690,12 @@ size_t kafka_in_stats(kafka_in_t *k, kafka_partition_stat_t *out, size_t max, ui
             kafka_partition_stat_t *s = &out[n];
             snprintf(s->topic, sizeof s->topic, "%s", p->topic);
             s->partition = p->partition;
-            s->position = p->position;
+            /* Before the first message without a stored offset, the
+             * consumer starts at the committed offset. */
+            s->position = p->position >= 0 ? p->position : p->committed;
             s->high_watermark = p->hw;
-            if (p->position >= 0 && p->hw >= 0)
-                s->lag = p->hw > p->position ? p->hw - p->position : 0;
+            if (s->position >= 0 && p->hw >= 0)
+                s->lag = p->hw > s->position ? p->hw - s->position : 0;
             else if (p->hw >= 0 && p->hw == p->lo)
                 s->lag = 0; /* empty partition */
             else

@@ -24,7 +24,10 @@ typedef struct kafka_in kafka_in_t;
  * '\n' (so line i <-> offsets[i]; an empty or NULL payload is an empty
  * line). buf[len] is a NUL not counted in len. buf and offsets are malloc'd;
  * when deliver returns 0 their ownership passes to the callee (free() both);
- * otherwise kafka_in keeps them and offers the same batch again later. */
+ * otherwise kafka_in keeps them and offers the same batch again later, so a
+ * callee that refuses must leave buf unmodified (ndjson_parse_event decodes
+ * in place: refuse before parsing, or parse a copy). topic stays valid until
+ * kafka_in_stop. */
 typedef struct kafka_msgs {
     const char *topic;
     int32_t partition;
@@ -81,11 +84,12 @@ void kafka_in_commit(kafka_in_t *k, const char *topic, int32_t partition, int64_
  * the group and is destroyed. Accepts NULL. Not from a callback. */
 void kafka_in_stop(kafka_in_t *k);
 
-/* position = next offset to hand to the engine (-1 unknown before the first
- * message when no stored offset was given); high_watermark from the last
+/* position = next offset to hand to the engine (before the first message of
+ * a partition assigned without a stored offset: Kafka's committed offset,
+ * or -1 when unknown); high_watermark from the last
  * fetch (-1 unknown; not refreshed while a partition is paused); lag =
- * high_watermark - position, 0 when both are unknown on an empty partition,
- * -1 when unknown. */
+ * high_watermark - position (0 for an empty partition whose position is
+ * unknown), -1 when unknown. */
 typedef struct kafka_partition_stat {
     char topic[128];
     int32_t partition;

@@ -915,7 +915,10 @@ static json_t *rule_summary(engine_t *e, rule_entry_t *ent, bool full) {
     json_object_set_new(o, "name", json_string(ent->name));
     json_object_set_new(o, "title", json_string(p && p->def->title ? p->def->title : ""));
     json_object_set_new(o, "version", p ? json_integer(p->version) : json_null());
-    json_object_set_new(o, "state", json_string(p ? pool_state(p, now) : live ? "failing" : "deleted"));
+    json_object_set_new(o, "state", json_string(p ? pool_state(p, now)
+                                                  : live ? "failing"
+                                                  : ent->nversions ? "deleted"
+                                                  : ent->draft ? "draft" : "failing"));
     char path[4200];
     rule_path(e, ent->name, path, sizeof path);
     json_object_set_new(o, "file", json_string(path));
@@ -1389,4 +1392,29 @@ static void metrics_on_writer(engine_t *e, void *arg) {
 void lifecycle_metrics(engine_t *e, void (*emit)(void *arg, const char *line), void *arg) {
     metrics_call_t c = {emit, arg};
     engine_call(e, metrics_on_writer, &c);
+}
+
+/* -- member fields ------------------------------------------------------------ */
+
+typedef struct briefs_call {
+    const uint32_t *ids;
+    const char *const *names;
+    size_t n;
+    json_t *out;
+} briefs_call_t;
+
+static void briefs_on_writer(engine_t *e, void *arg) {
+    briefs_call_t *c = arg;
+    c->out = json_array();
+    for (size_t i = 0; i < c->n; i++) {
+        const char *now = store_name(e->store, c->ids[i]);
+        if (now && strcmp(now, c->names[i]) == 0) json_array_append_new(c->out, sku_brief(e, c->ids[i]));
+        else json_array_append_new(c->out, json_pack("{s:s, s:b}", "sku", c->names[i], "deleted", 1));
+    }
+}
+
+json_t *lifecycle_sku_briefs(engine_t *e, const uint32_t *ids, const char *const *names, size_t n) {
+    briefs_call_t c = {ids, names, n, NULL};
+    if (engine_call(e, briefs_on_writer, &c) != 0) return NULL;
+    return c.out;
 }

@@ -53,6 +53,11 @@ int lifecycle_explain(engine_t *e, const char *sku, const char *pool, json_t **o
 /* Re-reads rules/NAME.lua (or notices it is gone); used by the watcher.
  * Waits until the new version is live (or rejected). */
 void lifecycle_reload_file(engine_t *e, const char *name);
+/* The key fields of SKUs (sku, market, category, brand, price, list_price,
+ * discount, stock, rating, sales_24h), read on the writer; a SKU whose id
+ * now names another SKU (deleted since) comes back as {sku, deleted:true}.
+ * NULL when shutting down. */
+json_t *lifecycle_sku_briefs(engine_t *e, const uint32_t *ids, const char *const *names, size_t n);
 /* Prometheus lines for the rules (compile failures, per-rule cost); appends
  * to a malloc'd buffer through the callback. */
 void lifecycle_metrics(engine_t *e, void (*emit)(void *arg, const char *line), void *arg);
