@@ -18,6 +18,7 @@
 #include "kafka_feed.h"
 #include "lifecycle.h"
 #include "embedded.h"
+#include "freshness.h"
 #include "metrics.h"
 #include "pools.h"
 #include "store.h"
@@ -276,6 +277,32 @@ static void sku_on_writer(engine_t *e, void *arg) {
     }
     json_object_set_new(o, "pools", pools);
     json_object_set_new(o, "internal_id", json_integer(id));
+    /* Freshness: when and from where each field group was last set. */
+    static const char *const group_fields[FG__COUNT] = {
+        "market category brand seller rating reviews lazmall free_shipping", "price list_price", "stock", "tags",
+        "attrs"};
+    const field_stamp_t *fs = engine_w_stamp(e, id);
+    json_t *src = json_object();
+    for (int g = 0; fs && g < FG__COUNT; g++) {
+        if (!fs->ts[g]) continue;
+        json_t *so = json_object();
+        json_object_set_new(so, "fields", json_string(group_fields[g]));
+        json_object_set_new(so, "ts", json_integer(fs->ts[g]));
+        json_object_set_new(so, "seq", json_integer((json_int_t)fs->seq[g]));
+        const source_entry_t *se = engine_w_source(e, fs->seq[g]);
+        if (se) {
+            static const char *const kinds[] = {"http", "file", "kafka"};
+            json_object_set_new(so, "source", json_string(se->kind < 3 ? kinds[se->kind] : "?"));
+            json_object_set_new(so, "input", json_string(se->name));
+            if (se->kind == WAL_SRC_KAFKA) {
+                json_object_set_new(so, "partition", json_integer(se->partition));
+                if (se->offsets) json_object_set_new(so, "offset", json_integer(se->offsets[fs->seq[g] - se->first_seq]));
+                else json_object_set_new(so, "offset_at_most", json_integer(se->last_offset));
+            }
+        }
+        json_object_set_new(src, freshness_group_name[g], so);
+    }
+    json_object_set_new(o, "sources", src);
     c->out = o;
 }
 

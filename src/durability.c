@@ -20,7 +20,9 @@
  * Engine sections (besides STOR/TAGS/WIND from snapshot.c):
  *   ENGN: applied seq u64, clock ms i64, kafka offset count u32 and per
  *         entry topic str, partition i32 (as u32), next offset i64;
- *         event seq count u64 and that many u64 (last input seq per id).
+ *         event seq count u64 = N, N u64 (last input seq per id), then N
+ *         field stamps (freshness.h: FG__COUNT i64 ts, then FG__COUNT u64
+ *         seq, each little-endian).
  *   POOL: one per pool, see pool_snap_write (pools.c).
  *
  * Threads: durability_open/close run on the owner thread while the writer
@@ -104,6 +106,7 @@ static int write_snapshot(engine_t *e, uint64_t seq, char *err, size_t errlen) {
     }
     snap_put_u64(w, e->event_seq_cap);
     if (e->event_seq_cap) snap_put(w, e->event_seq, e->event_seq_cap * sizeof *e->event_seq);
+    if (e->event_seq_cap) snap_put(w, e->stamps, e->event_seq_cap * sizeof *e->stamps); /* freshness stamps */
     snap_end(w);
     for (size_t i = 0; i < e->npools; i++) {
         snap_begin(w, SNAP_TAG_POOL);
@@ -225,10 +228,13 @@ static int read_engine_section(engine_t *e, snap_reader_t *r, uint64_t *seq) {
     }
     uint64_t n;
     if (snap_get_u64(r, &n) || n > snap_remaining(r) / 8) return -1;
+    if (n > snap_remaining(r) / (8 + sizeof *e->stamps)) return -1;
     if (n) {
         e->event_seq = xmalloc(n * sizeof *e->event_seq);
+        e->stamps = xmalloc(n * sizeof *e->stamps);
         e->event_seq_cap = n;
         if (snap_get(r, e->event_seq, n * sizeof *e->event_seq)) return -1;
+        if (snap_get(r, e->stamps, n * sizeof *e->stamps)) return -1;
     }
     return snap_section_done(r);
 }
@@ -290,7 +296,11 @@ static int replay_record(void *arg, const wal_record_t *rec) {
     char *buf = xmalloc(rec->payload_len + 1);
     memcpy(buf, rec->payload, rec->payload_len);
     buf[rec->payload_len] = '\0';
-    uint32_t n = engine_apply_text(e, buf, rec->payload_len, rec->ingest_ms, rec->first_seq);
+    char source[WAL_MAX_SOURCE + 1];
+    memcpy(source, rec->source, rec->source_len);
+    source[rec->source_len] = '\0';
+    uint32_t n = engine_apply_text(e, buf, rec->payload_len, rec->ingest_ms, rec->first_seq, source, rec->source_kind,
+                                   rec->kafka_partition, rec->kafka_offset);
     free(buf);
     if (n != rec->nevents) {
         snprintf(rc->err, sizeof rc->err, "record at input seq %llu: %u events parsed, %u recorded",

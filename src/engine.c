@@ -87,6 +87,8 @@ static void note_event_seq(engine_t *e, uint32_t id, uint64_t seq) {
         while (cap <= id) cap *= 2;
         e->event_seq = xrealloc(e->event_seq, cap * sizeof *e->event_seq);
         memset(e->event_seq + e->event_seq_cap, 0, (cap - e->event_seq_cap) * sizeof *e->event_seq);
+        e->stamps = xrealloc(e->stamps, cap * sizeof *e->stamps);
+        memset(e->stamps + e->event_seq_cap, 0, (cap - e->event_seq_cap) * sizeof *e->stamps);
         e->event_seq_cap = cap;
     }
     e->event_seq[id] = seq;
@@ -149,6 +151,7 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     e->store = store_new(e->tags);
     e->windows = windows_new();
     e->dirty = roaring_bitmap_create();
+    e->sources = xcalloc(1, sizeof *e->sources);
     for (int k = 0; k < 3; k++) e->dirty_by[k] = roaring_bitmap_create();
     e->roots.ctx = e;
     e->roots.has_tag = roots_has_tag;
@@ -180,6 +183,8 @@ void engine_free(engine_t *e) {
         free(b->buf);
         free(b->events);
         free(b->kafka_topic);
+        free(b->source);
+        free(b->ev_offsets);
         free(b);
     }
     publish_destroy(&e->pub);
@@ -191,6 +196,9 @@ void engine_free(engine_t *e) {
     durability_close(e);
     durability_free(e);
     free(e->event_seq);
+    free(e->stamps);
+    if (e->sources) source_ring_free(e->sources);
+    free(e->sources);
     pool_ctx_free(&e->pctx);
     rulevm_free(e->vm);
     windows_free(e->windows);
@@ -217,22 +225,56 @@ static void advance_clock(engine_t *e, int64_t ts) {
         atomic_store_explicit(&e->clock_ms, ts, memory_order_relaxed);
 }
 
-static void set_fields(engine_t *e, uint32_t id, const event_t *ev) {
+/* Sets the fields of the groups in `groups` from ev (a full record also
+ * resets what it lacks in those groups to the defaults). */
+static void set_groups(engine_t *e, uint32_t id, const event_t *ev, unsigned groups, bool record) {
     store_t *st = e->store;
     uint32_t h = ev->has;
-    if (h & EV_MARKET) store_set_dim(st, id, DIM_MARKET, ev->market.p, ev->market.len);
-    if (h & EV_CATEGORY) store_set_dim(st, id, DIM_CATEGORY, ev->category.p, ev->category.len);
-    if (h & EV_BRAND) store_set_dim(st, id, DIM_BRAND, ev->brand.p, ev->brand.len);
-    if (h & EV_SELLER) store_set_dim(st, id, DIM_SELLER, ev->seller.p, ev->seller.len);
-    if (h & EV_PRICE) store_set_price(st, id, ev->price);
-    if (h & EV_LIST_PRICE) store_set_list_price(st, id, ev->list_price);
-    if (h & EV_STOCK) store_set_stock(st, id, ev->stock);
-    if (h & EV_RATING) store_set_rating(st, id, ev->rating);
-    if (h & EV_REVIEWS) store_set_reviews(st, id, ev->reviews);
-    if (h & EV_LAZMALL) store_set_flag(st, id, true, ev->lazmall);
-    if (h & EV_FREE_SHIPPING) store_set_flag(st, id, false, ev->free_shipping);
-    if (h & EV_TAGS) store_set_free_tags(st, id, ev->tags.p, ev->tags.n);
-    if (h & EV_ATTRS) store_set_attrs(st, id, ev->attrs.p, ev->attrs.len);
+    if (groups & (1u << FG_CATALOG)) {
+        if (h & EV_MARKET) store_set_dim(st, id, DIM_MARKET, ev->market.p, ev->market.len);
+        else if (record) store_set_dim(st, id, DIM_MARKET, "", 0);
+        if (h & EV_CATEGORY) store_set_dim(st, id, DIM_CATEGORY, ev->category.p, ev->category.len);
+        else if (record) store_set_dim(st, id, DIM_CATEGORY, "", 0);
+        if (h & EV_BRAND) store_set_dim(st, id, DIM_BRAND, ev->brand.p, ev->brand.len);
+        else if (record) store_set_dim(st, id, DIM_BRAND, "", 0);
+        if (h & EV_SELLER) store_set_dim(st, id, DIM_SELLER, ev->seller.p, ev->seller.len);
+        else if (record) store_set_dim(st, id, DIM_SELLER, "", 0);
+        if (h & EV_RATING || record) store_set_rating(st, id, h & EV_RATING ? ev->rating : 0);
+        if (h & EV_REVIEWS || record) store_set_reviews(st, id, h & EV_REVIEWS ? ev->reviews : 0);
+        if (h & EV_LAZMALL || record) store_set_flag(st, id, true, (h & EV_LAZMALL) && ev->lazmall);
+        if (h & EV_FREE_SHIPPING || record) store_set_flag(st, id, false, (h & EV_FREE_SHIPPING) && ev->free_shipping);
+    }
+    if (groups & (1u << FG_PRICE)) {
+        if (h & EV_PRICE || record) store_set_price(st, id, h & EV_PRICE ? ev->price : 0);
+        if (h & EV_LIST_PRICE || record) store_set_list_price(st, id, h & EV_LIST_PRICE ? ev->list_price : 0);
+    }
+    if ((groups & (1u << FG_STOCK)) && (h & EV_STOCK || record)) store_set_stock(st, id, h & EV_STOCK ? ev->stock : 0);
+    if (groups & (1u << FG_TAGS)) {
+        if (h & EV_TAGS) store_set_free_tags(st, id, ev->tags.p, ev->tags.n);
+        else if (record) store_set_free_tags(st, id, NULL, 0);
+    }
+    if (groups & (1u << FG_ATTRS)) {
+        if (h & EV_ATTRS) store_set_attrs(st, id, ev->attrs.p, ev->attrs.len);
+        else if (record) store_set_attrs(st, id, NULL, 0);
+    }
+}
+
+/* Freshness tiers: applies the groups of ev that are not newer in the
+ * store than ev's ts; counts the rest as stale writes. */
+static void set_fields(engine_t *e, uint32_t id, const event_t *ev, uint64_t seq, bool record) {
+    unsigned want = record ? (1u << FG__COUNT) - 1 : freshness_groups(ev), apply = 0;
+    field_stamp_t *fs = &e->stamps[id];
+    for (int g = 0; g < FG__COUNT; g++) {
+        if (!(want & (1u << g))) continue;
+        if (ev->ts < fs->ts[g]) {
+            atomic_fetch_add_explicit(&e->stats.stale_field_writes, 1, memory_order_relaxed);
+            continue;
+        }
+        fs->ts[g] = ev->ts;
+        fs->seq[g] = seq;
+        apply |= 1u << g;
+    }
+    if (apply) set_groups(e, id, ev, apply, record);
 }
 
 static void count_window(engine_t *e, int counted) {
@@ -250,6 +292,7 @@ static void apply_event(engine_t *e, const event_t *ev, uint64_t seq) {
         store_delete(st, id, &e->retired);
         roaring_bitmap_add(e->dirty, id);
         note_event_seq(e, id, seq);
+        memset(&e->stamps[id], 0, sizeof e->stamps[id]); /* the id may be reused */
         return;
     }
     bool created;
@@ -268,13 +311,12 @@ static void apply_event(engine_t *e, const event_t *ev, uint64_t seq) {
     roaring_bitmap_add(dirty, id);
     switch (ev->op) {
     case OP_RECORD:
-        if (!created) store_reset_fields(st, id);
-        set_fields(e, id, ev);
+        set_fields(e, id, ev, seq, true);
         break;
     case OP_UPSERT:
     case OP_PRICE:
     case OP_STOCK:
-        set_fields(e, id, ev);
+        set_fields(e, id, ev, seq, false);
         break;
     case OP_ORDER:
         count_window(e, windows_add_order(e->windows, &store_row(st, id)->win, id, (uint32_t)ev->qty,
@@ -290,6 +332,13 @@ static void apply_event(engine_t *e, const event_t *ev, uint64_t seq) {
         count_window(e, windows_add_behaviour(e->windows, &store_row(st, id)->win, id, WM_CARTS, ev->ts, now));
         break;
     case OP_TAG: {
+        field_stamp_t *fs = &e->stamps[id];
+        if (ev->ts < fs->ts[FG_TAGS]) { /* an older tag op does not undo a newer tag list */
+            atomic_fetch_add_explicit(&e->stats.stale_field_writes, 1, memory_order_relaxed);
+            break;
+        }
+        fs->ts[FG_TAGS] = ev->ts;
+        fs->seq[FG_TAGS] = seq;
         const char *t = NULL;
         if (ev->has & EV_TAGS)
             while ((t = event_tag_next(&ev->tags, t)))
@@ -453,6 +502,11 @@ static void *writer_main(void *arg) {
             }
             for (uint32_t i = 0; i < b->n; i++) apply_event(e, &b->events[i], b->first_seq + i);
             if (b->kafka_topic) durability_set_offset(e, b->kafka_topic, b->kafka_partition, b->kafka_offset + 1);
+            if (b->n) {
+                source_ring_add(e->sources, b->first_seq, b->n, b->kind, b->source, b->kafka_partition, b->ev_offsets,
+                                b->kafka_offset);
+                b->ev_offsets = NULL;
+            }
             atomic_fetch_add_explicit(&e->stats.applied, b->n, memory_order_relaxed);
             if (b->n) last_seq = b->first_seq + b->n - 1;
             if (b->flags & ENGINE_END_BULK) end_bulk = true;
@@ -485,6 +539,8 @@ static void *writer_main(void *arg) {
             free(b->buf);
             free(b->events);
             free(b->kafka_topic);
+            free(b->source);
+            free(b->ev_offsets);
             free(b);
         }
         run_calls(e, calls);
@@ -545,9 +601,11 @@ void ingest_report_free(ingest_report_t *rep) {
  * rejected lines go to rep and, unless quiet, to the dead letters and the
  * counters. Returns the number of events. */
 static size_t parse_lines(engine_t *e, char *buf, size_t len, int64_t now, const engine_input_t *in,
-                          uint64_t line_base, bool quiet, event_t **events_io, ingest_report_t *rep) {
+                          uint64_t line_base, bool quiet, event_t **events_io, int64_t **offsets_io,
+                          ingest_report_t *rep) {
     size_t cap = 64, n = 0;
     event_t *events = xmalloc(cap * sizeof *events);
+    int64_t *offs = in->line_offsets && offsets_io ? xmalloc(cap * sizeof *offs) : NULL;
     size_t pos = 0;
     char *line;
     long l;
@@ -559,6 +617,7 @@ static size_t parse_lines(engine_t *e, char *buf, size_t len, int64_t now, const
         if (n == cap) {
             cap *= 2;
             events = xrealloc(events, cap * sizeof *events);
+            if (offs) offs = xrealloc(offs, cap * sizeof *offs);
         }
         /* Keep the raw text for the dead-letter record: the parser decodes in place. */
         if (!quiet) {
@@ -572,6 +631,7 @@ static size_t parse_lines(engine_t *e, char *buf, size_t len, int64_t now, const
         int rc = ndjson_parse_event(line, (size_t)l, now, &events[n], &err);
         if (rc == 0) {
             if (!quiet) atomic_fetch_add_explicit(&e->stats.accepted_by_op[events[n].op], 1, memory_order_relaxed);
+            if (offs) offs[n] = in->line_offsets[lineno - line_base - 1];
             n++;
         } else if (rc == 1) {
             if (!quiet) atomic_fetch_add_explicit(&e->stats.blank_lines, 1, memory_order_relaxed);
@@ -591,16 +651,19 @@ static size_t parse_lines(engine_t *e, char *buf, size_t len, int64_t now, const
     free(copy);
     if (rep) rep->lines += lineno - line_base;
     *events_io = events;
+    if (offsets_io) *offsets_io = offs;
     return n;
 }
 
-uint32_t engine_apply_text(engine_t *e, char *buf, size_t len, int64_t now, uint64_t first_seq) {
+uint32_t engine_apply_text(engine_t *e, char *buf, size_t len, int64_t now, uint64_t first_seq, const char *source,
+                           uint8_t kind, int32_t partition, int64_t last_offset) {
     engine_input_t in = {0};
     in.replay = true;
     event_t *events;
-    size_t n = parse_lines(e, buf, len, now, &in, 0, true, &events, NULL);
+    size_t n = parse_lines(e, buf, len, now, &in, 0, true, &events, NULL, NULL);
     for (size_t i = 0; i < n; i++) apply_event(e, &events[i], first_seq + i);
     free(events);
+    if (n) source_ring_add(e->sources, first_seq, (uint32_t)n, kind, source, partition, NULL, last_offset);
     if (n) {
         e->next_seq = first_seq + n - 1;
         e->pending_seq = e->next_seq;
@@ -628,10 +691,12 @@ int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t
         memcpy(raw, buf, len);
     }
     event_t *events;
-    size_t n = parse_lines(e, buf, len, now, in, line_base, false, &events, rep);
+    int64_t *ev_offsets = NULL;
+    size_t n = parse_lines(e, buf, len, now, in, line_base, false, &events, &ev_offsets, rep);
     if (n == 0 && !(flags & ENGINE_END_BULK)) {
         free(raw);
         free(events);
+        free(ev_offsets);
         free(buf);
         return 0;
     }
@@ -642,6 +707,11 @@ int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t
     b->n = (uint32_t)n;
     b->flags = flags & (ENGINE_DEFER_EVAL | ENGINE_END_BULK);
     b->bytes = len;
+    b->kind = in->kind;
+    b->source = xstrdup(in->source ? in->source : "");
+    b->ev_offsets = ev_offsets;
+    b->kafka_partition = -1;
+    b->kafka_offset = -1;
     if (in->kind == WAL_SRC_KAFKA && in->kafka_topic) {
         b->kafka_topic = xstrdup(in->kafka_topic);
         b->kafka_partition = in->kafka_partition;
@@ -667,6 +737,8 @@ int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t
         if (wal_failed) log_error("wal: cannot append (%s); input refused", strerror(errno));
         free(raw);
         free(b->kafka_topic);
+        free(b->source);
+        free(b->ev_offsets);
         free(b->buf);
         free(b->events);
         free(b);
@@ -794,6 +866,12 @@ tags_t *engine_w_tags(engine_t *e) { return e->tags; }
 windows_t *engine_w_windows(engine_t *e) { return e->windows; }
 size_t engine_w_npools(engine_t *e) { return e->npools; }
 pool_t *engine_w_pool(engine_t *e, size_t i) { return i < e->npools ? e->pools[i] : NULL; }
+
+const field_stamp_t *engine_w_stamp(engine_t *e, uint32_t id) {
+    return id < e->event_seq_cap ? &e->stamps[id] : NULL;
+}
+
+const source_entry_t *engine_w_source(engine_t *e, uint64_t seq) { return source_ring_find(e->sources, seq); }
 
 size_t engine_w_memory(engine_t *e, size_t *store_b, size_t *tags_b, size_t *windows_b, size_t *lua_b) {
     *store_b = store_memory(e->store);

@@ -53,6 +53,7 @@ typedef struct engine_stats {
     atomic_uint_fast64_t rule_errors, full_recomputes;
     atomic_uint_fast64_t queue_full;
     atomic_uint_fast64_t tag_limit;  /* free tags refused: STORE_MAX_FREE_TAGS per SKU */
+    atomic_uint_fast64_t stale_field_writes; /* field groups not overwritten by an older input */
 } engine_stats_t;
 extern const double engine_apply_bucket_le[APPLY_HIST_BUCKETS]; /* seconds */
 
@@ -127,7 +128,8 @@ void engine_durability_stats(engine_t *e, engine_durability_stats_t *out);
 /* Parses text with clock `now` and applies its valid events with input seqs
  * from first_seq, on the calling thread (WAL replay at start-up, before the
  * writer runs). Returns the number of events applied. */
-uint32_t engine_apply_text(engine_t *e, char *buf, size_t len, int64_t now, uint64_t first_seq);
+uint32_t engine_apply_text(engine_t *e, char *buf, size_t len, int64_t now, uint64_t first_seq, const char *source,
+                           uint8_t kind, int32_t partition, int64_t last_offset);
 
 /* Waits until every event up to input seq `seq` is applied and published.
  * 0, or -1 on timeout. */
@@ -168,6 +170,12 @@ struct tags *engine_w_tags(engine_t *e);
 struct windows *engine_w_windows(engine_t *e);
 size_t engine_w_npools(engine_t *e);
 struct pool *engine_w_pool(engine_t *e, size_t i);
+/* Freshness: the SKU's field-group stamps (freshness.h), and the source of
+ * an input seq (NULL when it is older than the ring of recent inputs). */
+struct field_stamp;
+struct source_entry;
+const struct field_stamp *engine_w_stamp(engine_t *e, uint32_t id);
+const struct source_entry *engine_w_source(engine_t *e, uint64_t seq);
 size_t engine_w_memory(engine_t *e, size_t *store_b, size_t *tags_b, size_t *windows_b, size_t *lua_b);
 
 #endif

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <roaring/roaring.h>
 #include "deadletter.h"
+#include "freshness.h"
 #include "engine.h"
 #include "pools.h"
 #include "rulevm.h"
@@ -37,6 +38,9 @@ typedef struct batch {
     char *kafka_topic;        /* Kafka input: offsets to record when applied */
     int32_t kafka_partition;
     int64_t kafka_offset;
+    int64_t *ev_offsets;      /* Kafka: offset of each event (freshness sources) */
+    uint8_t kind;             /* WAL_SRC_* */
+    char *source;             /* input name for the source ring */
 } batch_t;
 
 typedef struct call {
@@ -83,6 +87,8 @@ struct engine {
     size_t npools;
     uint64_t *event_seq;      /* last input seq per internal id (change causes) */
     size_t event_seq_cap;
+    field_stamp_t *stamps;    /* per internal id: ts and seq of each field group (freshness.h) */
+    source_ring_t *sources;   /* recent inputs, to name a field's source */
     struct rulebook *rulebook;
     struct rule_job *jobs;    /* rule versions being recomputed (lifecycle.c) */
     struct rules_watch *watch;

@@ -77,6 +77,9 @@ char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, siz
     bprintf(&b, "poold_ingest_queue_bytes %llu\n", LD(s->queued_bytes));
     family(&b, "poold_ingest_queue_full_total", "counter", "Submissions refused because the queue was full.");
     bprintf(&b, "poold_ingest_queue_full_total %llu\n", LD(s->queue_full));
+    family(&b, "poold_stale_field_writes_total", "counter",
+           "Field groups an input did not overwrite because the stored value is newer (freshness tiers).");
+    bprintf(&b, "poold_stale_field_writes_total %llu\n", LD(s->stale_field_writes));
     family(&b, "poold_tags_per_sku_limit_total", "counter",
            "Free tags refused because the SKU already has the maximum (256).");
     bprintf(&b, "poold_tags_per_sku_limit_total %llu\n", LD(s->tag_limit));
