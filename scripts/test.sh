@@ -40,6 +40,8 @@ step "busted specs" luajit /usr/bin/busted tests/lua
 step "poold check rules" build/poold check rules
 step "end-to-end" python3 tests/e2e/e2e_test.py build/poold
 step "command line" python3 tests/e2e/cli_test.py build/poold
+step "rule lifecycle" python3 tests/e2e/lifecycle_test.py build/poold
+step "change feed and access" python3 tests/e2e/feed_auth_test.py build/poold
 step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
 step "browser (console journey)" bash tests/browser/run.sh
 
@@ -51,6 +53,8 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     step "asan unit tests" ctest --test-dir build-asan --output-on-failure
     step "asan end-to-end" python3 tests/e2e/e2e_test.py build-asan/poold
     step "asan command line" python3 tests/e2e/cli_test.py build-asan/poold
+    step "asan rule lifecycle" python3 tests/e2e/lifecycle_test.py build-asan/poold
+    step "asan change feed and access" python3 tests/e2e/feed_auth_test.py build-asan/poold
 fi
 
 if [ "${SKIP_TSAN:-0}" != 1 ]; then

@@ -817,7 +817,7 @@ static void changes_on_writer(engine_t *e, void *arg) {
     }
     c->seq = p->seq;
     c->retained_from = pool_changes_retained_from(p);
-    if (c->since + 1 < c->retained_from) {
+    if (c->since + 1 < c->retained_from || c->since > p->seq) { /* too old, or from another incarnation */
         c->status = 410;
         return;
     }

@@ -66,8 +66,12 @@ typedef struct rule_job {
     size_t ntodo, pos;
     uint64_t t0;
     json_t *where_counts;
-    bool detached;        /* nobody waits (file reload): freed by the writer */
     bool linked;          /* on e->jobs: the waiter waits for done */
+    /* Disk work the waiter does after the swap, off the writer (fsyncs). */
+    char *history_line;
+    bool sync_rule_file;  /* rules/NAME.lua was written or removed at the swap: fsync it */
+    uint32_t persist_version;
+    draft_write_t draft;
     bool finished;        /* result ready; waiter woken after the next publish */
     bool done;            /* under alock */
     int status;
@@ -88,6 +92,8 @@ static json_t *error_json(const char *fmt, ...) {
 
 static void job_free(rule_job_t *j) {
     if (!j) return;
+    free(j->history_line);
+    free(j->draft.text);
     free(j->author);
     free(j->source);
     free(j->todo);
@@ -150,6 +156,9 @@ static void rule_path(engine_t *e, const char *name, char *buf, size_t len) {
     snprintf(buf, len, "%s/%s.lua", e->rules_dir, name);
 }
 
+/* Writes rules/NAME.lua through a temp file and a rename, without fsync (the
+ * writer calls it at the swap, so the watcher never sees a stale file);
+ * sync_rule_file makes it durable later, off the writer. */
 static int write_rule_file(engine_t *e, const char *name, const char *src) {
     char path[4200], tmp[4300];
     rule_path(e, name, path, sizeof path);
@@ -167,11 +176,26 @@ static int write_rule_file(engine_t *e, const char *name, const char *src) {
         }
         off += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
     }
     return 0;
+}
+
+static void sync_rule_file(engine_t *e, const char *name) {
+    char path[4200];
+    rule_path(e, name, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fsync(fd) != 0) log_warn("fsync %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    fd = open(e->rules_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 /* -- compile ---------------------------------------------------------------------- */
@@ -212,6 +236,16 @@ static pool_t *build_pool(engine_t *e, const char *name, const char *src, json_t
     return p;
 }
 
+/* A pool re-created under the name of a deleted one continues past the old
+ * pool's last seq (with a gap), so a follower of the old pool gets 410
+ * resync instead of silently matching new seqs. */
+static void continue_seq(rule_entry_t *ent, pool_t *p) {
+    uint64_t last = 0;
+    for (size_t i = 0; i < ent->nversions; i++)
+        if (ent->versions[i].kind == RV_DELETE && ent->versions[i].seq > last) last = ent->versions[i].seq;
+    if (last && p->seq <= last) pool_skip_seq(p, last + ((uint64_t)1 << 32) - p->seq);
+}
+
 /* -- start-up ----------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -244,7 +278,7 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
         names[n++][l - 4] = '\0';
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
     rulebook_t *rb = e->rulebook;
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i];
@@ -293,6 +327,7 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
          * differs now comes from replayed events, or from a new version. */
         pool_saved_t *saved = durability_take_saved(e, name);
         pool_cause_t cause = CAUSE_PUBLISH;
+        if (!saved) continue_seq(ent, p);
         if (saved) {
             if (saved->version == p->version) cause = CAUSE_EVENT;
             pool_restore(p, saved, &e->pctx);
@@ -302,7 +337,7 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
         recompute_new(e, p, cause);
         if (p->version > ent->nversions) {
             if (rulebook_add_version(rb, ent, RV_FILE, "file", wall_ms(),
-                                     roaring_bitmap_get_cardinality(p->members), src, 0, err, errlen) != 0) {
+                                     roaring_bitmap_get_cardinality(p->members), src, 0, 0, NULL, err, errlen) != 0) {
                 pool_free(p, e->vm);
                 free(src);
                 for (size_t k = 0; k < n; k++) free(names[k]);
@@ -320,9 +355,9 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
     for (size_t i = 0; i < rulebook_count(rb); i++) {
         rule_entry_t *ent = rulebook_at(rb, i);
         const char *key = ent->name;
-        if (!ent->live || bsearch(&key, names, n, sizeof *names, cmp_str)) continue;
+        if (!ent->live || (n && bsearch(&key, names, n, sizeof *names, cmp_str))) continue;
         log_info("pool %s: %s.lua is gone; recording the delete", ent->name, ent->name);
-        if (rulebook_add_version(rb, ent, RV_DELETE, "file", wall_ms(), 0, "", 0, err, errlen) != 0) {
+        if (rulebook_add_version(rb, ent, RV_DELETE, "file", wall_ms(), 0, "", 0, 0, NULL, err, errlen) != 0) {
             for (size_t k = 0; k < n; k++) free(names[k]);
             free(names);
             return -1;
@@ -339,7 +374,6 @@ void lifecycle_free(engine_t *e) {
         e->jobs = j->next;
         pool_free(j->shadow, e->vm);
         j->shadow = NULL;
-        if (j->detached) job_free(j);
     }
     rulebook_free(e->rulebook);
     e->rulebook = NULL;
@@ -560,8 +594,8 @@ static void finish_swap(engine_t *e, rule_job_t *j) {
     uint64_t joins = live ? roaring_bitmap_andnot_cardinality(s->members, live->members) : size;
     uint64_t leaves = live ? roaring_bitmap_andnot_cardinality(live->members, s->members) : 0;
     char err[512];
-    if (rulebook_add_version(e->rulebook, ent, j->vkind, j->author, wall_ms(), size, j->source, j->from, err,
-                             sizeof err) != 0) {
+    if (rulebook_add_version(e->rulebook, ent, j->vkind, j->author, wall_ms(), size, j->source, j->from, 0,
+                             &j->history_line, err, sizeof err) != 0) {
         log_error("pool %s: %s", j->name, err);
         pool_free(s, e->vm);
         j->shadow = NULL;
@@ -575,6 +609,7 @@ static void finish_swap(engine_t *e, rule_job_t *j) {
         pool_adopt(live, s, &e->pctx, e->vm);
     } else {
         s->shadow = false;
+        continue_seq(ent, s);
         pool_go_live(s, &e->pctx);
         insert_pool(e, s);
         live = s;
@@ -586,11 +621,15 @@ static void finish_swap(engine_t *e, rule_job_t *j) {
     free(live->compile_error);
     live->compile_error = NULL;
     if (j->vkind == RV_FILE) rulebook_set_error(ent, NULL, 0, NULL);
-    if (j->vkind != RV_FILE && write_rule_file(e, j->name, j->source) != 0)
-        log_error("pool %s: version %u is live but %s/%s.lua could not be written: %s", j->name, live->version,
-                  e->rules_dir, j->name, strerror(errno));
+    j->persist_version = live->version;
+    if (j->vkind != RV_FILE) {
+        if (write_rule_file(e, j->name, j->source) != 0)
+            log_error("pool %s: version %u is live but %s/%s.lua could not be written: %s", j->name, live->version,
+                      e->rules_dir, j->name, strerror(errno));
+        j->sync_rule_file = true;
+    }
     if (j->vkind == RV_PUBLISH && ent->draft && strcmp(ent->draft, j->source) == 0)
-        rulebook_set_draft(e->rulebook, ent, NULL, NULL, 0, err, sizeof err);
+        rulebook_set_draft(e->rulebook, ent, NULL, NULL, 0, &j->draft);
     double took = (double)(mono_ns() - j->t0) / 1e6;
     log_info("pool %s: version %u live (%s by %s): %llu members, +%llu -%llu, %.1f ms", j->name, live->version,
              rule_version_kind_name(j->vkind), j->author, (unsigned long long)size, (unsigned long long)joins,
@@ -614,16 +653,19 @@ static void finish_delete(engine_t *e, rule_job_t *j) {
     }
     rule_entry_t *ent = rulebook_ensure(e->rulebook, j->name);
     char err[512];
-    if (rulebook_add_version(e->rulebook, ent, RV_DELETE, j->author, wall_ms(), 0, "", 0, err, sizeof err) != 0) {
+    if (rulebook_add_version(e->rulebook, ent, RV_DELETE, j->author, wall_ms(), 0, "", 0, live->seq,
+                             &j->history_line, err, sizeof err) != 0) {
         finish(j, 500, error_json("%s", err));
         return;
     }
     uint32_t version = (uint32_t)ent->nversions;
+    j->persist_version = version;
     if (j->vkind != RV_FILE) {
         char path[4200];
         rule_path(e, j->name, path, sizeof path);
         if (unlink(path) != 0 && errno != ENOENT)
             log_error("pool %s: deleted, but %s could not be removed: %s", j->name, path, strerror(errno));
+        j->sync_rule_file = true;
     }
     remove_pool(e, live);
     pool_retire(live, e->vm, &e->retired);
@@ -678,11 +720,6 @@ void lifecycle_w_published(engine_t *e) {
             continue;
         }
         *pp = j->next;
-        if (j->detached) {
-            if (j->status != 200) log_warn("pool %s: reload not applied (%d)", j->name, j->status);
-            job_free(j);
-            continue;
-        }
         pthread_mutex_lock(&e->alock);
         j->done = true;
         pthread_mutex_unlock(&e->alock);
@@ -715,6 +752,21 @@ static rule_job_t *job_new(job_kind_t kind, const char *name, const char *author
     return j;
 }
 
+/* The disk side of a finished swap/delete, on the waiting thread: the
+ * history line (fsync'd), the rules file's fsync, the draft file. */
+static int persist(engine_t *e, rule_job_t *j, json_t **out) {
+    char err[600];
+    if (j->history_line && rulebook_write_line(e->rulebook, j->history_line, err, sizeof err) != 0) {
+        log_error("pool %s: version %u is live but not recorded: %s", j->name, j->persist_version, err);
+        json_decref(*out);
+        *out = error_json("version %u is live but could not be recorded in the history: %s", j->persist_version, err);
+        return 500;
+    }
+    if (j->sync_rule_file) sync_rule_file(e, j->name);
+    if (rulebook_write_draft(&j->draft, err, sizeof err) != 0) log_warn("pool %s: %s", j->name, err);
+    return 0;
+}
+
 /* Starts j on the writer and waits for its result; frees j. */
 static int run_job(engine_t *e, rule_job_t *j, json_t **out) {
     if (engine_call(e, job_start, j) != 0) {
@@ -730,6 +782,10 @@ static int run_job(engine_t *e, rule_job_t *j, json_t **out) {
     int status = j->status;
     *out = j->result;
     j->result = NULL;
+    if (status == 200) {
+        int ps = persist(e, j, out);
+        if (ps) status = ps;
+    }
     job_free(j);
     return status;
 }
@@ -813,6 +869,7 @@ typedef struct draft_call {
     const char *name, *source, *author;
     int status;
     json_t *out;
+    draft_write_t write; /* done by the caller, off the writer */
 } draft_call_t;
 
 static void draft_on_writer(engine_t *e, void *arg) {
@@ -824,12 +881,7 @@ static void draft_on_writer(engine_t *e, void *arg) {
             c->out = error_json("rule %s has no draft", c->name);
             return;
         }
-        char err[512];
-        if (rulebook_set_draft(e->rulebook, ent, NULL, NULL, 0, err, sizeof err) != 0) {
-            c->status = 500;
-            c->out = error_json("%s", err);
-            return;
-        }
+        rulebook_set_draft(e->rulebook, ent, NULL, NULL, 0, &c->write);
         c->status = 200;
         c->out = json_pack("{s:s, s:b}", "name", c->name, "discarded", 1);
         return;
@@ -850,13 +902,8 @@ static void draft_on_writer(engine_t *e, void *arg) {
     }
     pool_free(p, e->vm);
     ent = rulebook_ensure(e->rulebook, c->name);
-    char err[512];
     int64_t now = wall_ms();
-    if (rulebook_set_draft(e->rulebook, ent, c->source, c->author, now, err, sizeof err) != 0) {
-        c->status = 500;
-        c->out = error_json("%s", err);
-        return;
-    }
+    rulebook_set_draft(e->rulebook, ent, c->source, c->author, now, &c->write);
     c->status = 200;
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(c->name));
@@ -869,12 +916,18 @@ static void draft_on_writer(engine_t *e, void *arg) {
 int lifecycle_put_draft(engine_t *e, const char *name, const char *source, const char *author, json_t **out) {
     int st = bad_name(name, out);
     if (st) return st;
-    draft_call_t c = {name, source, author && *author ? author : "anonymous", 0, NULL};
+    draft_call_t c = {name, source, author && *author ? author : "anonymous", 0, NULL, {"", NULL}};
     if (engine_call(e, draft_on_writer, &c) != 0) {
         *out = error_json("poold is shutting down");
         return 503;
     }
     *out = c.out;
+    char err[600];
+    if (rulebook_write_draft(&c.write, err, sizeof err) != 0) {
+        json_decref(*out);
+        *out = error_json("%s", err);
+        return 500;
+    }
     return c.status;
 }
 

@@ -454,9 +454,19 @@ void pool_adopt(pool_t *p, pool_t *shadow, pool_ctx_t *ctx, rulevm_t *vm) {
     SWAP_FIELD(version);
     SWAP_FIELD(schedule_checked_at);
 #undef SWAP_FIELD
-    p->errors = p->errors_now = p->errors_recent = 0;
+    /* The new version's errors so far are those of its scan. */
+    p->errors = shadow->errors;
+    p->errors_now = shadow->errors_now;
+    p->errors_recent = shadow->errors_recent;
     free(p->last_error);
-    p->last_error = NULL;
+    p->last_error = shadow->last_error;
+    shadow->last_error = NULL;
+    pool_cost_t *c = p->cost, *sc = shadow->cost;
+    atomic_fetch_add(&c->evaluations, atomic_load(&sc->evaluations));
+    atomic_fetch_add(&c->calls, atomic_load(&sc->calls));
+    atomic_fetch_add(&c->errors, atomic_load(&sc->errors));
+    atomic_fetch_add(&c->ns, atomic_load(&sc->ns));
+    for (int b = 0; b <= POOL_COST_BUCKETS; b++) atomic_fetch_add(&c->hist[b], atomic_load(&sc->hist[b]));
     roaring_bitmap_t *next = shadow->members;
     shadow->members = roaring_bitmap_create();
     apply_new_members(p, ctx, next);

@@ -1,13 +1,15 @@
 /* rulebook.c - rule versions, drafts and reload failures, persisted in the
  * data directory; see rulebook.h for the files and their format.
  *
- * Invariants: entries stay sorted by name; versions[i].version == i + 1;
- * a version is in memory only once its history line is on disk (written
- * and fsync'd), so a restart never forgets a version a client was told
- * about. */
+ * Invariants: entries stay sorted by name; versions[i].version == i + 1.
+ * The writer changes entries in memory; the history line of a version and
+ * a draft file may be written afterwards, from the thread that waits for
+ * the change (so fsyncs never stall the writer), but before the client is
+ * told: a restart never forgets a version a client was told about. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "util.h"
 
 struct rulebook {
+    pthread_mutex_t io_lock; /* history appends from any thread */
     char *dir;          /* DATA/rules */
     char *history_path;
     int history_fd;
@@ -201,6 +204,7 @@ static int load_history(rulebook_t *rb, char *err, size_t errlen) {
                      (uint64_t)json_integer_value(json_object_get(o, "size")),
                      json_string_value(json_object_get(o, "source")),
                      (uint32_t)json_integer_value(json_object_get(o, "from")));
+        e->versions[e->nversions - 1].seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
         json_decref(o);
         p = nl + 1;
         valid_end = (size_t)(p - text);
@@ -247,6 +251,7 @@ static void load_drafts(rulebook_t *rb) {
 
 rulebook_t *rulebook_open(const char *data_dir, char *err, size_t errlen) {
     rulebook_t *rb = xcalloc(1, sizeof *rb);
+    pthread_mutex_init(&rb->io_lock, NULL);
     rb->history_fd = -1;
     size_t n = strlen(data_dir) + 32;
     rb->dir = xmalloc(n);
@@ -282,12 +287,13 @@ void rulebook_free(rulebook_t *rb) {
     if (rb->history_fd >= 0) close(rb->history_fd);
     free(rb->history_path);
     free(rb->dir);
+    pthread_mutex_destroy(&rb->io_lock);
     free(rb);
 }
 
 int rulebook_add_version(rulebook_t *rb, rule_entry_t *e, rule_version_kind_t kind, const char *author,
-                         int64_t at, uint64_t size, const char *source, uint32_t from, char *err,
-                         size_t errlen) {
+                         int64_t at, uint64_t size, const char *source, uint32_t from, uint64_t seq,
+                         char **deferred_line, char *err, size_t errlen) {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(e->name));
     json_object_set_new(o, "version", json_integer((json_int_t)e->nversions + 1));
@@ -297,6 +303,7 @@ int rulebook_add_version(rulebook_t *rb, rule_entry_t *e, rule_version_kind_t ki
     json_object_set_new(o, "size", json_integer((json_int_t)size));
     json_object_set_new(o, "source", json_string(source ? source : ""));
     json_object_set_new(o, "from", json_integer(from));
+    if (seq) json_object_set_new(o, "seq", json_integer((json_int_t)seq));
     char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(o);
     if (!line) {
@@ -306,53 +313,57 @@ int rulebook_add_version(rulebook_t *rb, rule_entry_t *e, rule_version_kind_t ki
     size_t len = strlen(line);
     line = xrealloc(line, len + 2);
     line[len++] = '\n';
-    int rc = write_all(rb->history_fd, line, len) == 0 && fdatasync(rb->history_fd) == 0 ? 0 : -1;
-    free(line);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", rb->history_path, strerror(errno));
-        return -1;
+    line[len] = '\0';
+    if (deferred_line) {
+        *deferred_line = line;
+    } else {
+        int rc = rulebook_write_line(rb, line, err, errlen);
+        free(line);
+        if (rc != 0) return -1;
     }
     push_version(e, kind, author, at, size, source, from);
+    e->versions[e->nversions - 1].seq = seq;
     return 0;
 }
 
-int rulebook_set_draft(rulebook_t *rb, rule_entry_t *e, const char *source, const char *author, int64_t at,
-                       char *err, size_t errlen) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/drafts/%s.json", rb->dir, e->name);
-    if (!source) {
-        if (unlink(path) != 0 && errno != ENOENT) {
-            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
-            return -1;
-        }
-        free(e->draft);
-        free(e->draft_author);
-        e->draft = e->draft_author = NULL;
-        e->draft_at = 0;
-        return 0;
-    }
+int rulebook_write_line(rulebook_t *rb, const char *line, char *err, size_t errlen) {
+    pthread_mutex_lock(&rb->io_lock);
+    int rc = write_all(rb->history_fd, line, strlen(line)) == 0 && fdatasync(rb->history_fd) == 0 ? 0 : -1;
+    pthread_mutex_unlock(&rb->io_lock);
+    if (rc != 0) snprintf(err, errlen, "cannot write %s: %s", rb->history_path, strerror(errno));
+    return rc;
+}
+
+void rulebook_set_draft(rulebook_t *rb, rule_entry_t *e, const char *source, const char *author, int64_t at,
+                        draft_write_t *out) {
+    snprintf(out->path, sizeof out->path, "%s/drafts/%s.json", rb->dir, e->name);
+    out->text = NULL;
+    free(e->draft);
+    free(e->draft_author);
+    e->draft = e->draft_author = NULL;
+    e->draft_at = 0;
+    if (!source) return;
     json_t *o = json_object();
     json_object_set_new(o, "source", json_string(source));
     json_object_set_new(o, "author", json_string(author ? author : "anonymous"));
     json_object_set_new(o, "saved_at", json_integer(at));
-    char *text = json_dumps(o, JSON_COMPACT);
+    out->text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (!text) {
-        snprintf(err, errlen, "the draft is not valid UTF-8");
-        return -1;
-    }
-    int rc = replace_file(path, text, strlen(text));
-    free(text);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    free(e->draft);
-    free(e->draft_author);
     e->draft = xstrdup(source);
     e->draft_author = xstrdup(author ? author : "anonymous");
     e->draft_at = at;
-    return 0;
+}
+
+int rulebook_write_draft(draft_write_t *w, char *err, size_t errlen) {
+    if (!w->path[0]) return 0;
+    int rc;
+    if (w->text) rc = replace_file(w->path, w->text, strlen(w->text));
+    else rc = unlink(w->path) == 0 || errno == ENOENT ? 0 : -1;
+    if (rc != 0) snprintf(err, errlen, "cannot write %s: %s", w->path, strerror(errno));
+    free(w->text);
+    w->text = NULL;
+    w->path[0] = '\0';
+    return rc;
 }
 
 void rulebook_set_error(rule_entry_t *e, const char *file, int line, const char *msg) {

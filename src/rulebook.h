@@ -30,6 +30,7 @@ typedef struct rule_version {
     uint64_t size;       /* pool size when it went live */
     char *source;        /* "" for a delete */
     uint32_t from;       /* rollback: the version restored; else 0 */
+    uint64_t seq;        /* delete: the pool's last change seq (a re-created pool continues past it) */
 } rule_version_t;
 
 typedef struct rule_entry {
@@ -58,14 +59,26 @@ rule_entry_t *rulebook_get(rulebook_t *rb, const char *name);
 rule_entry_t *rulebook_ensure(rulebook_t *rb, const char *name);
 const rule_version_t *rulebook_live(const rule_entry_t *e); /* NULL if none */
 
-/* Appends the next version (number nversions + 1), persists it, makes it
- * live (or none, for RV_DELETE). 0 or -1 with err (the entry is unchanged). */
+/* Appends the next version (number nversions + 1) and makes it live (or
+ * none, for RV_DELETE). Its history line is written and fsync'd now, or,
+ * with deferred_line, handed to the caller (malloc'd) to write with
+ * rulebook_write_line before telling anyone. 0 or -1 with err. */
 int rulebook_add_version(rulebook_t *rb, rule_entry_t *e, rule_version_kind_t kind, const char *author,
-                         int64_t at, uint64_t size, const char *source, uint32_t from, char *err,
-                         size_t errlen);
-/* Saves (source != NULL) or removes the draft. 0 or -1 with err. */
-int rulebook_set_draft(rulebook_t *rb, rule_entry_t *e, const char *source, const char *author, int64_t at,
-                       char *err, size_t errlen);
+                         int64_t at, uint64_t size, const char *source, uint32_t from, uint64_t seq,
+                         char **deferred_line, char *err, size_t errlen);
+/* Appends a history line and fsyncs (any thread; serialized). */
+int rulebook_write_line(rulebook_t *rb, const char *line, char *err, size_t errlen);
+
+/* A draft file to write (text) or remove (text NULL); path "" = nothing. */
+typedef struct draft_write {
+    char path[4200];
+    char *text;
+} draft_write_t;
+/* Saves (source != NULL) or removes the draft in memory; *out says what to
+ * do on disk (rulebook_write_draft, any thread). */
+void rulebook_set_draft(rulebook_t *rb, rule_entry_t *e, const char *source, const char *author, int64_t at,
+                        draft_write_t *out);
+int rulebook_write_draft(draft_write_t *w, char *err, size_t errlen); /* frees w->text */
 /* Records (msg != NULL) or clears the file's reload failure. */
 void rulebook_set_error(rule_entry_t *e, const char *file, int line, const char *msg);
 
