@@ -121,8 +121,12 @@ export const Note = ({ children, kind = 'info' }) => <div class={`msg msg-${kind
 export const SkuLink = ({ sku }) => <a class="sku" href={`#/skus/${enc(sku)}`}>{sku}</a>;
 export const PoolLink = ({ name }) => <a href={`#/pools/${enc(name)}`}>{name}</a>;
 
+const STATE_TIPS = {
+  live: 'published and active', scheduled: 'published; its schedule has not started yet', inactive: 'published; outside its schedule',
+  failing: 'the rule fails to load', deleted: 'deleted; a rollback restores it', draft: 'only a draft: never published, no pool yet',
+};
 export function StateBadge({ state }) {
-  return <span class={`badge state-${state}`}>{state}</span>;
+  return <span class={`badge state-${state}`} title={STATE_TIPS[state] || ''} data-state={state}>{state}</span>;
 }
 
 export function Loading({ what = 'Loading' }) {

@@ -280,18 +280,41 @@ await check('overview lists every pool with the API size', async () => {
 async function tableSkus(p, sel = '#members') {
   return p.$$eval(`${sel} tbody tr[data-sku]`, (rows) => rows.map((r) => r.dataset.sku));
 }
+// The members table's columns and how the console formats a cell (cell()
+// in console/src/pages/pool.jsx), to compare the page with API rows.
+const MEMBER_COLS = ['sku', 'market', 'category', 'brand', 'price', 'list_price', 'discount', 'stock', 'rating', 'sales_24h'];
+const cellText = (k, v) => (v == null ? '—' : k === 'discount' ? util.fmtPct(v) : k === 'price' || k === 'list_price' ? util.fmtNum(v, 2)
+  : typeof v === 'number' ? util.fmtNum(v) : String(v));
+async function tableCells(p, sel = '#members') {
+  return p.$$eval(`${sel} tbody tr[data-sku]`, (rows) => rows.map((r) => [...r.children].slice(1).map((td) => td.textContent)));
+}
+// An API row ({sku, market, ...} or a GET /api/skus answer) as the table shows it.
+function rowText(d) {
+  const f = d.fields || d;
+  const v = { ...f, sku: d.sku, sales_24h: f.sales_24h ?? (d.counters && d.counters['24h'] && d.counters['24h'].sales) };
+  return MEMBER_COLS.map((k) => (k === 'sku' ? d.sku : cellText(k, v[k])));
+}
 
 await check('pool page pages the members like the API, in rank order', async () => {
   await feeder.pause();
+  const skuCalls = [];
+  const onReq = (r) => { if (/\/api\/skus\//.test(r.url())) skuCalls.push(r.url()); };
+  page.on('request', onReq);
   await go(page, `#/pools/${RANKED}`);
-  const p1 = await GET(`/api/pools/${RANKED}/members?limit=50`);
+  const p1 = await GET(`/api/pools/${RANKED}/members?limit=50&fields=1`);
+  assert(Array.isArray(p1.rows) && p1.rows.length === p1.members.length, 'members?fields=1 answers rows');
   await until(async () => (await tableSkus(page)).length === p1.members.length || null, 'page 1');
   eq(await tableSkus(page), p1.members, 'page 1');
+  // The fields come with the page (members?fields=1), not one GET /api/skus per row.
+  eq(await tableCells(page), p1.rows.map(rowText), 'the table\'s fields = the API rows');
+  page.off('request', onReq);
+  eq(skuCalls, [], 'GET /api/skus calls to fill the members table');
   assert(p1.next != null, 'the ranked pool has more than one page');
-  const p2 = await GET(`/api/pools/${RANKED}/members?limit=50&cursor=${p1.next}`);
+  const p2 = await GET(`/api/pools/${RANKED}/members?limit=50&fields=1&cursor=${p1.next}`);
   await page.click('#next');
   await until(async () => (await tableSkus(page))[0] === p2.members[0] || null, 'page 2');
   eq(await tableSkus(page), p2.members, 'page 2');
+  eq(await tableCells(page), p2.rows.map(rowText), 'page 2 fields = the API rows');
   const rank0 = await page.textContent('#members tbody tr td');
   eq(rank0.trim(), '51', 'rank of the first row of page 2');
   await shot(page, '02-pool-page2');
@@ -328,29 +351,40 @@ await check('pool page: live ticker shows a leave and a join', async () => {
   feeder.start();
 });
 
-await check('pool page: tag-expression filter', async () => {
+await check('pool page: tag-expression filter over the whole pool', async () => {
   await feeder.pause();
+  const expr = 'lazmall & !brand:b0001';
   await go(page, `#/pools/${POOL}`);
   await page.waitForSelector('#members tbody tr[data-sku]');
-  const shown = await tableSkus(page);
-  await page.fill('#filter', 'lazmall & !brand:b0001');
+  const page1 = await tableSkus(page);
+  await page.fill('#filter', expr);
   await page.click('#filter-form button');
-  await page.waitForSelector('#filter-count');
-  const after = await tableSkus(page);
-  const want = [];
-  for (const s of shown) {
-    const d = await GET(`/api/skus/${s}`);
-    if (d.tags.includes('lazmall') && !d.tags.includes('brand:b0001')) want.push(s);
+  await page.waitForSelector('#filter-n');
+  const q = await POST('/api/query', { where: expr, pool: POOL, sample: 1000 });
+  eq(q.pool, POOL, 'the query answer echoes the pool');
+  eq(cellNum(await page.textContent('#filter-n')), q.count, 'the filter count = POST /api/query with pool');
+  assert(/whole pool/.test(await page.textContent('#filter-count')), 'the page says the count covers the whole pool');
+  const all = await allMembers(POOL);
+  const inPool = new Set(all);
+  assert(q.sample.every((s) => inPool.has(s)), 'the query sample holds members of the pool only');
+  // Without "pool", the same expression counts the whole catalog: more.
+  assert((await POST('/api/query', { where: expr, sample: 0 })).count > q.count, 'the catalog has more matches than the pool');
+  await until(async () => (await tableSkus(page)).length === Math.min(50, q.sample.length) || null, 'the filtered table');
+  eq(await tableSkus(page), q.sample.slice(0, 50), 'filtered members, first page');
+  const rows = await Promise.all(q.sample.slice(0, 50).map((s) => GET(`/api/skus/${s}`)));
+  eq(await tableCells(page), rows.map(rowText), 'filtered members\' fields = GET /api/skus');
+  for (const d of rows) assert(d.tags.includes('lazmall') && !d.tags.includes('brand:b0001'), `${d.sku} matches ${expr}`);
+  if (all.length > 50) {
+    assert(q.sample.some((s) => !page1.includes(s)), 'the filter finds members beyond the first page');
   }
-  const q = await POST('/api/query', { where: 'lazmall & !brand:b0001', pool: POOL, sample: 1000 });
-  if (q.pool === POOL) {
-    const all = await allMembers(POOL);
-    const inPool = new Set(all);
-    eq(after.slice().sort(), q.sample.filter((s) => inPool.has(s)).slice(0, 50).sort(), 'filtered members (server side)');
-  } else {
-    eq(after, want, 'filtered members of the page');
+  if (q.sample.length > 50) {
+    await page.click('#filter-next');
+    await until(async () => (await tableSkus(page))[0] === q.sample[50] || null, 'the second filtered page');
+    eq(await tableSkus(page), q.sample.slice(50, 100), 'filtered members, second page');
   }
   await shot(page, '04-pool-filter');
+  await page.click('#filter-clear');
+  await until(async () => (await tableSkus(page)).length === Math.min(50, all.length) || null, 'the members back after Clear');
   feeder.start();
 });
 
@@ -362,10 +396,17 @@ await check('pool page: CSV export holds every member', async () => {
   const path = join(ART, 'export.csv');
   await dl.saveAs(path);
   const lines = readFileSync(path, 'utf8').trim().split('\n');
-  const header = lines[0].split(',');
-  const col = header.indexOf('sku');
-  assert(col >= 0, `CSV header has a sku column: ${lines[0]}`);
-  eq(lines.slice(1).map((l) => l.split(',')[col]), await allMembers(POOL), 'CSV rows');
+  eq(lines[0].split(','), MEMBER_COLS, 'CSV header: the members\' fields');
+  const rows = [];
+  for (let cursor = ''; ;) {
+    const pg = await GET(`/api/pools/${POOL}/members?limit=10000&fields=1${cursor ? `&cursor=${cursor}` : ''}`);
+    rows.push(...pg.rows);
+    if (pg.next == null) break;
+    cursor = pg.next;
+  }
+  eq(lines.length - 1, (await GET(`/api/pools/${POOL}`)).size, 'CSV rows = pool size');
+  eq(lines.slice(1).map((l) => l.split(',')[0]), await allMembers(POOL), 'CSV SKUs');
+  eq(lines.slice(1), rows.map((r) => util.csvLine(MEMBER_COLS.map((k) => r[k])).trimEnd()), 'CSV fields = members?fields=1 rows');
   feeder.start();
 });
 
@@ -415,6 +456,32 @@ await check('SKU page: why a SKU is out of a pool, clause by clause', async () =
   await page.waitForSelector('#fields [data-field=price]');
   await page.waitForSelector('#attrs');
   await shot(page, '06-sku-out-where');
+  // Freshness: a stock update over HTTP restamps the stock group only.
+  const d0 = await GET(`/api/skus/${a}`);
+  await api('POST', '/api/events?wait=applied', `{"op":"stock","sku":"${a}","stock":${d0.fields.stock + 7}}\n`,
+    { 'Content-Type': 'application/x-ndjson' });
+  await go(page, `#/skus/${a}`);
+  await page.waitForSelector('#sources tr[data-group]');
+  const d = await GET(`/api/skus/${a}`);
+  assert(d.sources && d.sources.stock && d.sources.catalog, 'the API has sources for stock and catalog');
+  eq(d.sources.stock.source, 'http', 'the stock group came over HTTP');
+  assert(d.sources.catalog.input.startsWith('file:'), `the catalog group came from the loaded file: ${d.sources.catalog.input}`);
+  const ui = await page.$$eval('#sources tr[data-group]', (trs) => trs.map((tr) => ({
+    row: tr.dataset.group,
+    ...Object.fromEntries([...tr.querySelectorAll('[data-col]')].map((c) => [c.dataset.col, c.textContent])),
+    raw_ts: tr.querySelector('[data-col=ts]').dataset.ts,
+  })));
+  const want = ['catalog', 'price', 'stock', 'tags', 'attrs'].filter((g) => d.sources[g]).map((g) => {
+    const x = d.sources[g];
+    return {
+      row: g, group: g, fields: x.fields.split(' ').join(', '), ts: util.fmtTime(x.ts), source: x.source, input: x.input,
+      partition: x.partition == null ? '—' : String(x.partition),
+      offset: x.offset != null ? String(x.offset) : x.offset_at_most != null ? `≤ ${x.offset_at_most}` : '—',
+      seq: String(x.seq), raw_ts: String(x.ts),
+    };
+  });
+  eq(ui, want, 'the sources table = the API\'s sources');
+  await shot(page, '06b-sku-sources');
   // ... and out by match (passes where, too little discount or stock).
   const cands = (await POST('/api/query', { where: 'market:SG & lazmall & !blocked', sample: 200 })).sample;
   let b = null;
@@ -554,6 +621,16 @@ await check('new pool from a query: draft, publish, size = query count, delete',
   await page.click('#new-create');
   await page.waitForFunction((n) => location.hash === `#/rules/${n}`, name);
   await page.waitForSelector('#publish:not([disabled])');
+  // Only a draft so far: the API and the editor say "draft", once.
+  eq((await GET(`/api/rules/${name}`)).state, 'draft', 'the API state of a draft-only rule');
+  await page.waitForSelector('.page-head [data-state=draft]');
+  eq(await page.$$eval('.page-head .badge', (bs) => bs.map((b) => b.textContent)), ['draft'], 'the editor\'s badges');
+  assert((await page.textContent('#rule-meta')).includes('never published'), 'the editor says it was never published');
+  await go(page, '#/rules');
+  await page.waitForSelector(`tr[data-rule="${name}"] [data-state=draft]`);
+  await shot(page, '14b-rules-draft');
+  await go(page, `#/rules/${name}`);
+  await page.waitForSelector('#publish:not([disabled])');
   await feeder.pause();
   await page.click('#publish');
   await page.waitForSelector('#confirm-ok');
@@ -568,6 +645,20 @@ await check('new pool from a query: draft, publish, size = query count, delete',
   await page.waitForFunction(() => location.hash === '#/');
   await until(async () => !(await GET('/api/pools')).some((p) => p.name === name && p.state !== 'deleted' && p.state !== 'inactive'), 'the pool gone');
   await page.waitForSelector('#pools tbody tr[data-pool]');
+});
+
+await check('editor: a draft-only rule shows as draft; discarding it removes it', async () => {
+  const name = 'browser_test_draft';
+  await api('PUT', `/api/rules/${name}`, `return pool "${name}" {\n  title = "Draft only",\n  where = all { tag "market:SG" },\n}\n`);
+  eq((await GET(`/api/rules/${name}`)).state, 'draft', 'the API state');
+  await go(page, `#/rules/${name}`);
+  await page.waitForSelector('.page-head [data-state=draft]');
+  await page.click('#discard:not([disabled])');
+  await page.click('#confirm-ok');
+  await page.waitForFunction(() => location.hash === '#/rules');
+  assert(!(await GET('/api/rules')).rules.some((r) => r.name === name), 'the rule is gone from /api/rules');
+  await page.waitForSelector('tr[data-rule]');
+  assert(!(await page.$(`tr[data-rule="${name}"]`)), 'the rules page does not list it');
 });
 
 // -- access (--token-file): a second server with tokens ---------------------------------------

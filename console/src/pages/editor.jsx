@@ -161,7 +161,7 @@ export function RulesPage({ who }) {
                 <td class="num">{r.version ? `v${r.version}` : '—'}</td>
                 <td class="num">{fmtInt(r.size)}</td>
                 <td>{r.published_at ? `${fmtAgo(r.published_at)}${r.author ? ` by ${r.author}` : ''}` : '—'}</td>
-                <td>{r.has_draft ? <span class="badge draft">draft</span> : ''}</td>
+                <td>{r.state === 'draft' ? <span class="muted small">never published</span> : r.has_draft ? <span class="badge draft">draft</span> : ''}</td>
                 <td class="bad small">{r.error ? (typeof r.error === 'object' ? `line ${r.error.line}: ${r.error.message}` : r.error) : ''}</td>
               </tr>
             ))}
@@ -329,14 +329,28 @@ export function EditorPage({ name, who }) {
   }
 
   async function discard() {
-    try {
-      await api('DELETE', `/api/rules/${enc(name)}/draft`);
-      if (ed) ed.clearError();
-      setSaveErr(null);
-      setPreview(null);
-      toast('Draft discarded.');
-      await load(false);
-    } catch (e) { toast(e.message, 'error'); }
+    const only = rule && rule.state === 'draft'; // never published: the draft is all there is
+    const run = async () => {
+      try {
+        await api('DELETE', `/api/rules/${enc(name)}/draft`);
+        if (only) {
+          sessionStorage.removeItem(`poold.new.${name}`);
+          toast(`Draft discarded: ${name} was never published, so it is gone.`);
+          location.hash = '#/rules';
+          return;
+        }
+        if (ed) ed.clearError();
+        setSaveErr(null);
+        setPreview(null);
+        toast('Draft discarded.');
+        await load(false);
+      } catch (e) { toast(e.message, 'error'); }
+    };
+    if (!only) { await run(); return; }
+    setConfirm({
+      title: `Discard ${name}?`, ok: 'Discard', danger: true, run,
+      body: <p>{name} was never published: discarding its draft removes the rule.</p>,
+    });
   }
 
   function del() {
@@ -369,7 +383,7 @@ export function EditorPage({ name, who }) {
       <div class="page-head">
         <h2><a href="#/rules">Rules</a> / {name}</h2>
         {rule && rule.state && <StateBadge state={rule.state} />}
-        {isNew && <span class="badge draft">new, not published</span>}
+        {isNew && rule && rule.state !== 'draft' && <span class="badge draft">new, not published</span>}
         {rule && rule.state === 'deleted' && !isNew && <span class="muted small">deleted: roll back to a version below to restore it</span>}
         <span class="grow" />
         {rule && rule.version && rule.state !== 'deleted' ? <a class="btn" href={`#/pools/${enc(name)}`}>Pool</a> : null}
@@ -377,7 +391,8 @@ export function EditorPage({ name, who }) {
       {!rule ? <Loading /> : (
         <>
           <div class="muted small" id="rule-meta">
-            {rule.version ? <>live v{rule.version}{rule.published_at ? `, published ${fmtAgo(rule.published_at)}` : ''}{rule.author ? ` by ${rule.author}` : ''}</> : rule.state === 'deleted' && (rule.history || []).length ? 'deleted; the editor holds its last version' : 'no live version yet'}
+            {rule.version ? <>live v{rule.version}{rule.published_at ? `, published ${fmtAgo(rule.published_at)}` : ''}{rule.author ? ` by ${rule.author}` : ''}</> : rule.state === 'deleted' && (rule.history || []).length ? 'deleted; the editor holds its last version'
+              : rule.state === 'draft' ? 'never published: only a draft exists, there is no pool yet' : 'no live version yet'}
             {rule.file ? ` · ${rule.file}` : ''}
             {hasDraft && ` · draft${rule.draft.author ? ` by ${rule.draft.author}` : ''}${rule.draft.saved_at ? `, saved ${fmtAgo(rule.draft.saved_at)}` : ''}`}
             {rule.cost && ` · ${fmtInt(rule.cost.evaluations)} evaluations, ${fmtInt(rule.cost.errors)} errors, ${fmtNum((rule.cost.eval_seconds || 0) * 1000, 2)} ms in Lua`}
@@ -395,7 +410,8 @@ export function EditorPage({ name, who }) {
             <span class="sep" />
             <button class="btn" id="diff-live" disabled={rule.source == null} onClick={() => setDiff({ a: rule.source, b: cur(), aLabel: `live v${rule.version}`, bLabel: 'the editor' })}>Diff vs live</button>
             <button class="btn" id="revert" disabled={rule.source == null} onClick={() => replaceDoc(rule.source)}>Load live source</button>
-            <button class="btn" id="discard" disabled={!ok || !hasDraft || isNew || !!busy} title={reason || 'Throw the saved draft away'} onClick={discard}>Discard draft</button>
+            <button class="btn" id="discard" disabled={!ok || !hasDraft || (isNew && rule.state !== 'draft') || !!busy}
+              title={reason || (rule.state === 'draft' ? 'Throw the draft away: the rule was never published, so it goes too' : 'Throw the saved draft away')} onClick={discard}>Discard draft</button>
             <span class="grow" />
             <span class="muted small" id="dirty">{dirty ? 'unsaved changes' : hasDraft ? 'draft saved' : 'same as live'}</span>
             <button class="btn danger" id="delete" disabled={!ok || !rule.version || rule.state === 'deleted' || !!busy} title={reason} onClick={del}>Delete</button>

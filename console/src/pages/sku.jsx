@@ -1,9 +1,11 @@
 // SKU page: search by id; fields, tags, windowed counters, attributes;
-// every pool with in/out and, per pool, the clause-by-clause explain.
+// freshness (when and from which input each field group was last set:
+// `sources` of GET /api/skus/SKU); every pool with in/out and, per pool,
+// the clause-by-clause explain.
 import { useEffect, useState } from 'preact/hooks';
 import { get, enc, missing } from '../api.js';
 import { Err, Note, Loading, PoolLink } from '../components.jsx';
-import { fmtNum, fmtTime, fmtPct } from '../util.js';
+import { fmtNum, fmtTime, fmtPct, fmtAgo } from '../util.js';
 
 const WINDOWS = ['1h', '24h', '7d'];
 const METRICS = ['sales', 'gmv', 'views', 'clicks', 'carts'];
@@ -92,6 +94,47 @@ export function Explain({ x }) {
   );
 }
 
+// Field groups as poold stamps them (src/freshness.h), in this order; any
+// other group the API names comes after.
+const GROUPS = ['catalog', 'price', 'stock', 'tags', 'attrs'];
+const dash = (v) => (v == null || v === '' ? '—' : String(v));
+export const sourceOffset = (s) => (s.offset != null ? String(s.offset) : s.offset_at_most != null ? `≤ ${s.offset_at_most}` : '—');
+
+function Sources({ sources }) {
+  const groups = [...GROUPS.filter((g) => sources[g]), ...Object.keys(sources).filter((g) => !GROUPS.includes(g))];
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
+  return (
+    <section class="card">
+      <h3>Freshness <span class="muted small">when, and from which input, each group of fields was last set</span></h3>
+      {!groups.length ? <p class="muted" id="sources">No field group has been set by an input this poold remembers.</p> : (
+        <table class="grid" id="sources">
+          <thead><tr>
+            <th>group</th><th>fields</th><th>set at ({tz})</th><th>source</th><th>input</th>
+            <th class="num">partition</th><th class="num">offset</th><th class="num" title="poold's input sequence number">seq</th>
+          </tr></thead>
+          <tbody>
+            {groups.map((g) => {
+              const x = sources[g];
+              return (
+                <tr data-group={g}>
+                  <th data-col="group">{g}</th>
+                  <td data-col="fields" class="small">{String(x.fields || '').split(/\s+/).filter(Boolean).join(', ') || '—'}</td>
+                  <td data-col="ts" data-ts={x.ts} title={fmtAgo(x.ts)}>{fmtTime(x.ts)}</td>
+                  <td data-col="source">{dash(x.source)}</td>
+                  <td data-col="input"><code>{dash(x.input)}</code></td>
+                  <td data-col="partition" class="num">{dash(x.partition)}</td>
+                  <td data-col="offset" class="num">{sourceOffset(x)}</td>
+                  <td data-col="seq" class="num">{dash(x.seq)}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 function PoolRow({ sku, p, open, onToggle, eager }) {
   const [x, setX] = useState(null);
   const [err, setErr] = useState(null);
@@ -128,7 +171,7 @@ export function SkuPage({ sku }) {
   }, [sku]);
   const go = (e) => { e.preventDefault(); if (q.trim()) location.hash = `#/skus/${enc(q.trim())}`; };
   const fields = d ? d.fields || Object.fromEntries(Object.entries(d).filter(([k, v]) =>
-    !['sku', 'tags', 'windows', 'counters', 'attrs', 'pools'].includes(k) && typeof v !== 'object')) : null;
+    !['sku', 'tags', 'windows', 'counters', 'attrs', 'pools', 'sources', 'internal_id'].includes(k) && typeof v !== 'object')) : null;
   const windows = d ? d.windows || d.counters : null;
   const pools = d ? (d.pools || []).map((p) => (typeof p === 'string' ? { name: p, member: true } : p)) : [];
   const eager = pools.length <= 30;
@@ -141,7 +184,7 @@ export function SkuPage({ sku }) {
           <button class="btn">Open</button>
         </form>
       </div>
-      {!sku && <p class="muted">Type a SKU id to see its fields, tags, counters and why it is in or out of each pool.</p>}
+      {!sku && <p class="muted">Type a SKU id to see its fields, tags, counters, where they came from and why it is in or out of each pool.</p>}
       <Err error={err} />
       {sku && !d && !err && <Loading />}
       {d && (
@@ -157,6 +200,7 @@ export function SkuPage({ sku }) {
               </ul>
               <p class="small"><button class="link" id="expand-all" onClick={() => setOpen(Object.fromEntries(pools.map((p) => [p.name, true])))}>explain every pool</button></p>
             </section>
+            {d.sources && <Sources sources={d.sources} />}
             <section class="card">
               <h3>Attributes</h3>
               <pre class="json" id="attrs">{JSON.stringify(d.attrs || {}, null, 2)}</pre>
