@@ -1469,9 +1469,8 @@ static void briefs_on_writer(engine_t *e, void *arg) {
 json_t *lifecycle_sku_briefs(engine_t *e, const uint32_t *ids, const char *const *names, size_t n) {
     /* In chunks, so that a 10,000-row page never holds the writer for long. */
     json_t *all = json_array();
-    for (size_t at = 0; at < n || (n == 0 && at == 0); at += 500) {
+    for (size_t at = 0; at < n; at += 500) {
         briefs_call_t c = {ids + at, names + at, n - at < 500 ? n - at : 500, NULL};
-        if (n == 0) break;
         if (engine_call(e, briefs_on_writer, &c) != 0) {
             json_decref(all);
             return NULL;
