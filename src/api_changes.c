@@ -24,6 +24,7 @@
 #include <string.h>
 #include "api.h"
 #include "api_changes.h"
+#include "lifecycle.h"
 #include "pools.h"
 #include "util.h"
 
@@ -44,20 +45,6 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-static json_t *change_json(const pool_change_t *c) {
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
-    json_object_set_new(o, "sku", json_string(pool_change_name(c)));
-    json_object_set_new(o, "op", json_string(c->joined ? "add" : "remove"));
-    json_object_set_new(o, "at", json_integer(c->at));
-    json_t *cause = json_object();
-    json_object_set_new(cause, "kind", json_string(pool_cause_name((pool_cause_t)c->cause)));
-    if (c->cause == CAUSE_EVENT) json_object_set_new(cause, "seq", json_integer((json_int_t)c->cause_ref));
-    if (c->cause == CAUSE_PUBLISH || c->cause == CAUSE_SCHEDULE)
-        json_object_set_new(cause, "version", json_integer((json_int_t)c->cause_ref));
-    json_object_set_new(o, "cause", cause);
-    return o;
-}
 
 static void gone(http_resp_t *resp, uint64_t since, uint64_t retained_from) {
     json_t *o = json_object();
@@ -121,7 +108,7 @@ static void sse_fill(sse_t *s) {
         }
         if (n) {
             for (size_t i = 0; i < n; i++) {
-                json_t *o = change_json(&s->changes[i]);
+                json_t *o = pool_change_json(&s->changes[i]);
                 char *data = json_dumps(o, JSON_COMPACT);
                 json_decref(o);
                 char head[64];
@@ -247,7 +234,7 @@ void api_h_changes(void *app, const http_req_t *req, const char *const *args, ht
     json_t *arr = json_array();
     uint64_t next = since;
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, change_json(&out[i]));
+        json_array_append_new(arr, pool_change_json(&out[i]));
         next = out[i].seq;
     }
     pool_changes_free(out, n);

@@ -1099,9 +1099,10 @@ static bool listed(engine_t *e, char **names, size_t n, uint32_t id) {
     return false;
 }
 
-static json_t *change_json(const pool_change_t *c) {
+json_t *pool_change_json(const pool_change_t *c) {
     json_t *o = json_object();
     json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
+    json_object_set_new(o, "sku", json_string(pool_change_name(c)));
     json_object_set_new(o, "op", json_string(c->joined ? "add" : "remove"));
     json_object_set_new(o, "at", json_integer(c->at));
     json_t *cause = json_object();
@@ -1183,7 +1184,7 @@ static void explain_on_writer(engine_t *e, void *arg) {
     else why = "where holds and match returned true";
     json_object_set_new(o, "reason", json_string(why));
     const pool_change_t *lc = pool_last_change(p, id, c->sku);
-    json_object_set_new(o, "last_change", lc ? change_json(lc) : json_null());
+    json_object_set_new(o, "last_change", lc ? pool_change_json(lc) : json_null());
     json_object_set_new(o, "changes_retained_from", json_integer((json_int_t)pool_changes_retained_from(p)));
     c->status = 200;
     c->out = o;

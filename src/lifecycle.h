@@ -58,6 +58,10 @@ void lifecycle_reload_file(engine_t *e, const char *name);
  * now names another SKU (deleted since) comes back as {sku, deleted:true}.
  * NULL when shutting down. */
 json_t *lifecycle_sku_briefs(engine_t *e, const uint32_t *ids, const char *const *names, size_t n);
+/* One membership change as the API shows it:
+ * {seq, sku, op: "add"|"remove", at, cause: {kind, seq|version}}. */
+struct pool_change;
+json_t *pool_change_json(const struct pool_change *c);
 /* Prometheus lines for the rules (compile failures, per-rule cost); appends
  * to a malloc'd buffer through the callback. */
 void lifecycle_metrics(engine_t *e, void (*emit)(void *arg, const char *line), void *arg);
