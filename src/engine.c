@@ -693,7 +693,9 @@ int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t
     event_t *events;
     int64_t *ev_offsets = NULL;
     size_t n = parse_lines(e, buf, len, now, in, line_base, false, &events, &ev_offsets, rep);
-    if (n == 0 && !(flags & ENGINE_END_BULK)) {
+    /* Nothing to apply: done, except for Kafka, whose offsets must still
+     * move past the rejected messages (an empty batch records them). */
+    if (n == 0 && !(flags & ENGINE_END_BULK) && in->kind != WAL_SRC_KAFKA) {
         free(raw);
         free(events);
         free(ev_offsets);
