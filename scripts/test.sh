@@ -4,7 +4,7 @@
 # check, the end-to-end test against a real server, a demo smoke test, and
 # the fuzz targets for a bounded time. Prints a summary; exits non-zero if
 # anything failed.
-#   FUZZ_SECONDS   seconds per fuzz target (default 20; 0 skips fuzzing)
+#   FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
 #   SKIP_ASAN=1    skip the ASan+UBSan build (quick local runs)
 #   SKIP_TSAN=1    skip the ThreadSanitizer build
 set -uo pipefail
@@ -42,6 +42,9 @@ step "end-to-end" python3 tests/e2e/e2e_test.py build/poold
 step "command line" python3 tests/e2e/cli_test.py build/poold
 step "rule lifecycle" python3 tests/e2e/lifecycle_test.py build/poold
 step "change feed and access" python3 tests/e2e/feed_auth_test.py build/poold
+step "streams: Kafka, WAL, snapshots" python3 tests/e2e/streams_test.py build/poold
+step "crash: kill -9 while consuming and posting" python3 tests/e2e/crash_test.py build/poold
+step "limits" python3 tests/e2e/limits_test.py build/poold
 step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
 step "browser (console journey)" bash tests/browser/run.sh
 
@@ -55,6 +58,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     step "asan command line" python3 tests/e2e/cli_test.py build-asan/poold
     step "asan rule lifecycle" python3 tests/e2e/lifecycle_test.py build-asan/poold
     step "asan change feed and access" python3 tests/e2e/feed_auth_test.py build-asan/poold
+    step "asan streams" env STREAMS_SCALE=0.4 python3 tests/e2e/streams_test.py build-asan/poold
 fi
 
 if [ "${SKIP_TSAN:-0}" != 1 ]; then
@@ -66,8 +70,8 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     step "tsan end-to-end" env TSAN_OPTIONS=halt_on_error=1 python3 tests/e2e/e2e_test.py build-tsan/poold
 fi
 
-if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
-    step "fuzz (${FUZZ_SECONDS:-20} s per target)" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
+    step "fuzz (${FUZZ_SECONDS:-15} s per target)" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-15}"
 fi
 
 echo

@@ -32,6 +32,8 @@
 #define QUERY_SAMPLE 20
 #define MAX_ERRORS_REPORTED 1000
 
+atomic_uint_fast64_t api_page_size_refused;
+
 static json_t *pool_json(const pool_view_t *p) {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(p->name));
@@ -112,7 +114,9 @@ static void h_members(void *app, const http_req_t *req, const char *const *args,
     uint64_t limit = MEMBERS_DEFAULT_LIMIT, cursor = 0;
     const char *ls = http_query(req, "limit"), *cs = http_query(req, "cursor");
     if (ls && (parse_u64(ls, MEMBERS_MAX_LIMIT, &limit) != 0 || limit == 0)) {
-        http_resp_error(resp, 400, "limit must be an integer from 1 to %d, got \"%.40s\"", MEMBERS_MAX_LIMIT, ls);
+        atomic_fetch_add(&api_page_size_refused, 1);
+        http_resp_error(resp, 400, "limit must be an integer from 1 to %d (page size), got \"%.40s\"",
+                        MEMBERS_MAX_LIMIT, ls);
         return;
     }
     if (cs && *cs && parse_u64(cs, UINT32_MAX, &cursor) != 0) {
@@ -423,9 +427,11 @@ static void h_events(void *app, const http_req_t *req, const char *const *args, 
     }
     /* Acknowledge once the lines are on disk (fsync always|batch, or
      * ?wait=durable), and once applied if asked. */
-    bool durable = true;
-    if (rep.last_seq && ((wait && strcmp(wait, "durable") == 0) || engine_acks_wait_for_disk(api->engine)))
+    bool durable = true, waited = false;
+    if (rep.last_seq && ((wait && strcmp(wait, "durable") == 0) || engine_acks_wait_for_disk(api->engine))) {
         durable = engine_wait_durable(api->engine, rep.last_seq, 60000) == 0;
+        waited = true;
+    }
     bool applied = false;
     if (wait && strcmp(wait, "applied") == 0)
         applied = rep.last_seq == 0 || engine_wait_applied(api->engine, rep.last_seq, 60000) == 0;
@@ -445,7 +451,9 @@ static void h_events(void *app, const http_req_t *req, const char *const *args, 
     json_object_set_new(o, "seq", rep.last_seq ? json_integer((json_int_t)rep.last_seq) : json_null());
     bool want_applied = wait && strcmp(wait, "applied") == 0;
     if (want_applied) json_object_set_new(o, "applied", json_boolean(applied));
-    json_object_set_new(o, "durable", json_boolean(durable));
+    /* everysec without ?wait=durable: accepted, not yet known to be on disk */
+    bool on_disk = waited ? durable : rep.last_seq == 0 || engine_durable(api->engine, rep.last_seq);
+    json_object_set_new(o, "durable", json_boolean(on_disk));
     ingest_report_free(&rep);
     if (!durable) {
         json_object_set_new(o, "error", json_string("the lines were accepted but are not known to be on disk "

@@ -5,6 +5,7 @@
 #ifndef POOLD_API_H
 #define POOLD_API_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include "engine.h"
 #include "http.h"
@@ -32,6 +33,9 @@ typedef struct api {
     int64_t started_ms;
     http_server_t *server;
 } api_t;
+
+/* Requests refused for a page size over the limit (for /metrics). */
+extern atomic_uint_fast64_t api_page_size_refused;
 
 /* The route table; app = api_t. */
 const http_route_t *api_routes(size_t *n);

@@ -34,6 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,11 +90,16 @@ static void snap_path(engine_t *e, char *buf, size_t len) {
     snprintf(buf, len, "%s/snapshot.poold", e->data_dir);
 }
 
-/* Writes the whole state to the snapshot file. Runs in the forked child or,
- * at shutdown, on the owner thread: the writer is not running either way. */
-static int write_snapshot(engine_t *e, uint64_t seq, char *err, size_t errlen) {
-    char path[4200];
-    snap_path(e, path, sizeof path);
+/* Where the child of process `pid` writes; the parent renames it to the
+ * snapshot once the child succeeded. An orphaned child's file is never
+ * used (and is removed at the next start). */
+static void partial_path(engine_t *e, pid_t pid, char *buf, size_t len) {
+    snprintf(buf, len, "%s/snapshot.%ld.partial", e->data_dir, (long)pid);
+}
+
+/* Writes the whole state to `path`. Runs in the forked child or, at
+ * shutdown, on the owner thread: the writer is not running either way. */
+static int write_snapshot(engine_t *e, const char *path, uint64_t seq, char *err, size_t errlen) {
     snap_writer_t *w = snap_create(path, err, errlen);
     if (!w) return -1;
     snapshot_write_core(w, e->store, e->tags, e->windows);
@@ -119,6 +127,22 @@ static int write_snapshot(engine_t *e, uint64_t seq, char *err, size_t errlen) {
 void durability_request_snapshot(engine_t *e) { atomic_store(&e->snapshot_requested, true); }
 
 static void snapshot_finished(engine_t *e, bool ok, const char *why) {
+    if (ok) { /* the child's file becomes the snapshot */
+        char from[4200], to[4200];
+        partial_path(e, e->snapshot_child, from, sizeof from);
+        snap_path(e, to, sizeof to);
+        if (rename(from, to) != 0) {
+            ok = false;
+            why = strerror(errno);
+            unlink(from);
+        } else {
+            int dfd = open(e->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+            }
+        }
+    }
     if (ok) {
         atomic_fetch_add(&e->snapshots_written, 1);
         atomic_store(&e->snapshot_seq, e->snapshot_pending_seq);
@@ -162,10 +186,16 @@ void durability_w_cycle(engine_t *e) {
     e->snapshot_started_ns = mono_ns();
     uint64_t next;
     if (e->wal) wal_rotate(e->wal, &next);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        char err[512];
-        int rc = write_snapshot(e, e->snapshot_pending_seq, err, sizeof err);
+        /* Die with the parent: a stale child must not write into the next
+         * run's files (it also holds the data directory lock meanwhile). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        char err[512], path[4200];
+        partial_path(e, getpid(), path, sizeof path);
+        int rc = write_snapshot(e, path, e->snapshot_pending_seq, err, sizeof err);
         if (rc != 0) {
             ssize_t w = write(2, err, strlen(err));
             (void)w;
@@ -278,6 +308,73 @@ static int load_snapshot(engine_t *e, uint64_t *seq, char *err, size_t errlen) {
     return 0;
 }
 
+/* -- generations and the data directory lock -------------------------------------
+ *
+ * DATA/state holds "GENERATION CLEAN\n": the count of starts, and whether
+ * the last run stopped cleanly (final snapshot written). A start after an
+ * unclean stop cannot know which membership changes it had served after
+ * the last snapshot (window ticks change pools without any input), so every
+ * pool's seq moves to GENERATION << 32: followers get 410 resync, and a
+ * seq is never handed out twice, even after repeated crashes. DATA/lock is
+ * locked (fcntl record lock) for the life of the process; a snapshot
+ * child does not inherit the lock, and writes to a file of its own that
+ * only the parent makes the snapshot (rename), so an orphaned child can
+ * neither block nor spoil the next run. */
+
+static int state_write(engine_t *e, uint64_t gen, int clean) {
+    char path[4200], tmp[4300], text[64];
+    snprintf(path, sizeof path, "%s/state", e->data_dir);
+    snprintf(tmp, sizeof tmp, "%s/state.tmp", e->data_dir);
+    int n = snprintf(text, sizeof text, "%llu %d\n", (unsigned long long)gen, clean);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int rc = write(fd, text, (size_t)n) == n && fsync(fd) == 0 ? 0 : -1;
+    close(fd);
+    if (rc == 0) rc = rename(tmp, path);
+    return rc;
+}
+
+static int lock_and_count(engine_t *e, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/lock", e->data_dir);
+    /* A POSIX record lock: not inherited by a snapshot child, so a stopped
+     * orphan never blocks the next start. */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (e->lock_fd < 0 || fcntl(e->lock_fd, F_SETLK, &fl) != 0) {
+        snprintf(err, errlen, "the data directory %s is in use by another poold (%s is locked)", e->data_dir, path);
+        return -1;
+    }
+    DIR *d = opendir(e->data_dir); /* snapshots of children that never finished */
+    for (struct dirent *de; d && (de = readdir(d));) {
+        size_t l = strlen(de->d_name);
+        if (l > 8 && strncmp(de->d_name, "snapshot.", 9) == 0 &&
+            (strstr(de->d_name, ".partial") || strcmp(de->d_name + l - 4, ".tmp") == 0)) {
+            snprintf(path, sizeof path, "%s/%s", e->data_dir, de->d_name);
+            unlink(path);
+        }
+    }
+    if (d) closedir(d);
+    snprintf(path, sizeof path, "%s/state", e->data_dir);
+    unsigned long long gen = 0;
+    int clean = 1;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%llu %d", &gen, &clean) != 2) clean = 0;
+        fclose(f);
+    }
+    e->generation = gen + 1;
+    e->unclean_restart = f != NULL && !clean;
+    if (state_write(e, e->generation, 0) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (e->unclean_restart)
+        log_warn("poold did not stop cleanly last time: pools continue at seq %llu << 32 (followers resync)",
+                 (unsigned long long)e->generation);
+    return 0;
+}
+
 typedef struct replay_ctx {
     engine_t *e;
     uint64_t next_seq; /* the seq the next record must start at */
@@ -342,6 +439,7 @@ int durability_open(engine_t *e, char *err, size_t errlen) {
     atomic_store(&e->snapshot_at, wall_ms());
     e->durable = e->cfg.durable;
     if (!e->durable) return 0;
+    if (lock_and_count(e, err, errlen) != 0) return -1;
     uint64_t seq = 0;
     if (load_snapshot(e, &seq, err, errlen) != 0) return -1;
     atomic_store(&e->snapshot_seq, seq);
@@ -364,7 +462,6 @@ int durability_open(engine_t *e, char *err, size_t errlen) {
                  (unsigned long long)applied);
         return -1;
     }
-    e->unclean_restart = rc.records > 0;
     if (rc.records)
         log_info("wal: replayed %llu records (%llu events) after the snapshot in %.0f ms",
                  (unsigned long long)rc.records, (unsigned long long)rc.events, (double)(mono_ns() - t0) / 1e6);
@@ -406,14 +503,18 @@ void durability_close(engine_t *e) {
         waitpid(e->snapshot_child, &status, 0);
         e->snapshot_child = 0;
     }
-    if (e->durable && e->writer_started && e->pending_seq != atomic_load(&e->snapshot_seq)) {
-        char err[512];
+    /* Always a final snapshot: window ticks may have changed pools (and
+     * their seqs) since the last one, even with no new input. */
+    if (e->durable && e->writer_started) {
+        char err[512], path[4200];
         uint64_t t0 = mono_ns();
-        if (write_snapshot(e, e->pending_seq, err, sizeof err) == 0) {
+        snap_path(e, path, sizeof path);
+        if (write_snapshot(e, path, e->pending_seq, err, sizeof err) == 0) {
             log_info("snapshot written at shutdown (input seq %llu, %.0f ms)", (unsigned long long)e->pending_seq,
                      (double)(mono_ns() - t0) / 1e6);
             uint64_t next;
             if (e->wal && wal_rotate(e->wal, &next) == 0) wal_truncate_before(e->wal, e->pending_seq + 1);
+            if (state_write(e, e->generation, 1) != 0) log_warn("cannot mark the clean stop in %s/state", e->data_dir);
         } else {
             log_error("snapshot at shutdown failed: %s (the WAL still has everything)", err);
         }
@@ -428,6 +529,8 @@ void durability_close(engine_t *e) {
 }
 
 void durability_free(engine_t *e) {
+    if (e->lock_fd > 0) close(e->lock_fd);
+    e->lock_fd = -1;
     free(e->offsets);
     pthread_mutex_destroy(&e->offsets_lock);
     pthread_cond_destroy(&e->synccond);
@@ -460,6 +563,8 @@ int engine_wait_durable(engine_t *e, uint64_t seq, int timeout_ms) {
     if (e->cfg.fsync_mode == WAL_FSYNC_ALWAYS && wal_durable_seq(e->wal) < seq) wal_sync(e->wal);
     return wal_wait_durable(e->wal, seq, timeout_ms);
 }
+
+bool engine_durable(engine_t *e, uint64_t seq) { return !e->wal || wal_durable_seq(e->wal) >= seq; }
 
 bool engine_acks_wait_for_disk(engine_t *e) {
     return e->wal && (e->cfg.fsync_mode == WAL_FSYNC_ALWAYS || e->cfg.fsync_mode == WAL_FSYNC_BATCH);

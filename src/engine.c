@@ -141,6 +141,7 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     pthread_cond_init(&e->callcond, NULL);
     pthread_mutex_init(&e->alock, NULL);
     pthread_cond_init(&e->acond, NULL);
+    e->lock_fd = -1;
     pthread_mutex_init(&e->offsets_lock, NULL);
     pthread_cond_init(&e->synccond, NULL);
     atomic_init(&e->applied_seq, 0);

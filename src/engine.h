@@ -108,7 +108,8 @@ void ingest_report_free(ingest_report_t *rep);
 
 /* Durability (WAL + snapshots; no-ops when cfg.durable is false). */
 int engine_wait_durable(engine_t *e, uint64_t seq, int timeout_ms); /* 0, or -1 on timeout/IO error */
-bool engine_acks_wait_for_disk(engine_t *e);   /* fsync always|batch: acknowledge after the disk */
+bool engine_acks_wait_for_disk(engine_t *e);
+bool engine_durable(engine_t *e, uint64_t seq);  /* seq is on disk already */   /* fsync always|batch: acknowledge after the disk */
 int engine_snapshot(engine_t *e, int timeout_ms, uint64_t *seq_out); /* writes one now and waits */
 int64_t engine_kafka_offset(engine_t *e, const char *topic, int32_t partition); /* next to read, -1 none */
 typedef struct kafka_offset {

@@ -96,7 +96,9 @@ struct engine {
 
     /* durability (durability.c) */
     bool durable, writer_started;
-    bool unclean_restart;     /* inputs after the snapshot were replayed: pools' changes since were lost */
+    bool unclean_restart;     /* the last run did not stop cleanly: pools' changes since the snapshot were lost */
+    uint64_t generation;      /* starts of this data directory (DATA/state) */
+    int lock_fd;              /* DATA/lock, flock'd */
     struct wal *wal;
     pthread_t syncer;
     pthread_cond_t synccond;  /* with qlock: appended, not yet synced */

@@ -38,6 +38,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@
 #include "util.h"
 
 #define HTTP_DEFAULT_MAX_BODY (1u << 20)
+#define HTTP_DEFAULT_MAX_INFLIGHT ((size_t)128 << 20)
 #define HTTP_DEFAULT_MAX_CONN 256u
 #define HTTP_DEFAULT_TIMEOUT_S 30u
 #define HTTP_CONN_MEMORY (64u * 1024u)   /* MHD pool per connection: headers + read/write buffers */
@@ -125,10 +127,14 @@ struct http_conn {
     http_server_t *s;
     struct MHD_Connection *mc;
     int fd;
+    struct http_conn *next_live, *prev_live; /* s->live list (s->live_lock) */
+    int64_t waiting_since_ms; /* waiting for a request's headers since; 0 = not waiting (s->live_lock) */
     bool over_limit; /* accepted past max_connections: answered 503 */
     char addr[INET6_ADDRSTRLEN];
     req_phase_t phase;
     bool inflight;   /* counted in s->inflight until completion */
+    size_t reserved; /* body bytes counted in s->body_inflight */
+    bool over_budget; /* the body did not fit the in-flight budget: answer 503 */
     int route;
     size_t limit;
     uint64_t drained; /* body bytes seen once past the limit */
@@ -148,6 +154,17 @@ struct http_server {
     size_t nroutes;
     void *app;
     size_t max_body;
+    size_t max_inflight;      /* request body bytes held at once, all connections */
+    /* Slow headers: a connection must deliver a request's headers within
+     * header_timeout_ms of opening (or of its previous request), however
+     * slowly it trickles bytes; the reaper shuts the socket down after. */
+    pthread_mutex_t live_lock;
+    http_conn_t *live;
+    int64_t header_timeout_ms;
+    pthread_t reaper;
+    bool reaper_running;
+    int reaper_stop;          /* atomic */
+    uint64_t body_inflight;   /* atomic */
     unsigned max_conn;
     int port;
     http_observe_fn observer; /* atomic */
@@ -638,6 +655,20 @@ static enum MHD_Result answer_error(http_conn_t *c, bool now, bool close, int st
     return resp_send(c, -1);
 }
 
+/* Counts want more body bytes of c against the server's in-flight budget;
+ * false (nothing counted) when they do not fit. */
+static bool body_reserve(http_server_t *s, http_conn_t *c, size_t want) {
+    if (want <= c->reserved) return true;
+    size_t extra = want - c->reserved;
+    uint64_t used = __atomic_add_fetch(&s->body_inflight, extra, __ATOMIC_RELAXED);
+    if (used > s->max_inflight) {
+        __atomic_sub_fetch(&s->body_inflight, extra, __ATOMIC_RELAXED);
+        return false;
+    }
+    c->reserved = want;
+    return true;
+}
+
 static enum MHD_Result run_handler(http_conn_t *c, const char *url, const char *method) {
     http_server_t *s = c->s;
     const http_route_t *rt = &s->routes[c->route];
@@ -661,6 +692,30 @@ static enum MHD_Result run_handler(http_conn_t *c, const char *url, const char *
 }
 
 /* -- MHD callbacks ---------------------------------------------------------- */
+
+static void set_waiting(http_conn_t *c, int64_t since) {
+    pthread_mutex_lock(&c->s->live_lock);
+    c->waiting_since_ms = since;
+    pthread_mutex_unlock(&c->s->live_lock);
+}
+
+static void *reaper_main(void *arg) {
+    http_server_t *s = arg;
+    while (!__atomic_load_n(&s->reaper_stop, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL);
+        int64_t now = wall_ms();
+        pthread_mutex_lock(&s->live_lock);
+        for (http_conn_t *c = s->live; c; c = c->next_live)
+            if (c->waiting_since_ms && now - c->waiting_since_ms > s->header_timeout_ms && c->fd >= 0) {
+                shutdown(c->fd, SHUT_RDWR); /* MHD sees the socket fail and closes the connection */
+                c->waiting_since_ms = 0;
+                ATOMIC_ADD(&s->st.header_timeouts, 1);
+            }
+        pthread_mutex_unlock(&s->live_lock);
+    }
+    return NULL;
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
     (void)cls;
@@ -726,6 +781,14 @@ static enum MHD_Result on_first(http_conn_t *c, const char *method) {
         c->resp.close = true;
         return resp_send(c, -1);
     }
+    if (clen > 0 && !body_reserve(s, c, (size_t)clen)) {
+        ATOMIC_ADD(&s->st.inflight_refused, 1);
+        http_resp_header(&c->resp, "Retry-After", "1");
+        return answer_error(c, true, true, 503,
+                            "too many request body bytes in flight (the limit is %zu bytes for all connections "
+                            "together); retry later",
+                            s->max_inflight);
+    }
     if (clen > 0) buf_reserve(&c->body, (size_t)(clen < HTTP_PRESIZE_MAX ? clen : HTTP_PRESIZE_MAX) + 1);
     c->phase = REQ_BODY;
     return MHD_YES;
@@ -746,6 +809,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         c->phase = REQ_NEW;
     }
     if (c->phase == REQ_NEW) {
+        set_waiting(c, 0); /* the headers are complete */
         c->inflight = true;
         ATOMIC_ADD(&s->inflight, 1);
         return on_first(c, method);
@@ -756,6 +820,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         ATOMIC_ADD(&s->st.bytes_in, n);
         if (c->phase == REQ_BODY) {
             if (c->body.len + n > c->limit) {
+                c->phase = REQ_DRAIN;
+                c->drained = c->body.len + n;
+            } else if (!body_reserve(s, c, c->body.len + n)) { /* chunked, past the budget */
+                c->over_budget = true;
                 c->phase = REQ_DRAIN;
                 c->drained = c->body.len + n;
             } else {
@@ -779,6 +847,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     case REQ_PENDING:
         return resp_send(c, -1);
     case REQ_DRAIN: {
+        if (c->over_budget) {
+            ATOMIC_ADD(&s->st.inflight_refused, 1);
+            http_resp_header(&c->resp, "Retry-After", "1");
+            http_resp_error(&c->resp, 503,
+                            "too many request body bytes in flight (the limit is %zu bytes for all connections "
+                            "together); retry later",
+                            s->max_inflight);
+            return resp_send(c, -1);
+        }
         ATOMIC_ADD(&s->st.body_too_large, 1);
         json_t *o = json_object();
         char msg[256];
@@ -804,6 +881,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
         c->inflight = false;
         ATOMIC_SUB(&s->inflight, 1);
     }
+    if (c->reserved) {
+        __atomic_sub_fetch(&s->body_inflight, c->reserved, __ATOMIC_RELAXED);
+        c->reserved = 0;
+    }
+    c->over_budget = false;
+    set_waiting(c, wall_ms()); /* keep-alive: the next request's headers are due */
     resp_reset(c);
     buf_shrink(&c->body, HTTP_SHRINK_ABOVE);
     buf_shrink(&c->out, HTTP_SHRINK_ABOVE);
@@ -837,11 +920,22 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) c->fd = ci->connect_fd;
         *socket_context = c;
+        pthread_mutex_lock(&s->live_lock);
+        c->waiting_since_ms = wall_ms();
+        c->next_live = s->live;
+        if (s->live) s->live->prev_live = c;
+        s->live = c;
+        pthread_mutex_unlock(&s->live_lock);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         http_conn_t *c = *socket_context;
         *socket_context = NULL;
         ATOMIC_SUB(&s->st.connections_current, 1);
         if (!c) return;
+        pthread_mutex_lock(&s->live_lock);
+        if (c->prev_live) c->prev_live->next_live = c->next_live;
+        else s->live = c->next_live;
+        if (c->next_live) c->next_live->prev_live = c->prev_live;
+        pthread_mutex_unlock(&s->live_lock);
         resp_reset(c);
         buf_free(&c->raw);
         buf_free(&c->argbuf);
@@ -954,6 +1048,8 @@ http_server_t *http_server_start(const http_config_t *cfg, const http_route_t *r
     http_server_t *s = xcalloc(1, sizeof *s);
     s->app = app;
     s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+    s->max_inflight = cfg->max_inflight_body ? cfg->max_inflight_body : HTTP_DEFAULT_MAX_INFLIGHT;
+    pthread_mutex_init(&s->live_lock, NULL);
     s->max_conn = cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONN;
     s->routes = xcalloc(nroutes ? nroutes : 1, sizeof *s->routes);
     s->nroutes = nroutes;
@@ -980,10 +1076,13 @@ http_server_t *http_server_start(const http_config_t *cfg, const http_route_t *r
         int e = errno;
         snprintf(err, errlen, "http: cannot listen on %s port %d: %s", host, cfg->port,
                  e ? strerror(e) : "libmicrohttpd refused to start");
+        pthread_mutex_destroy(&s->live_lock);
         routes_free(s->routes, s->nroutes);
         free(s);
         return NULL;
     }
+    s->header_timeout_ms = (int64_t)timeout * 1000;
+    s->reaper_running = pthread_create(&s->reaper, NULL, reaper_main, s) == 0;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
     return s;
@@ -1006,6 +1105,11 @@ void http_server_stop(http_server_t *s) {
     }
     MHD_stop_daemon(s->d);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    if (s->reaper_running) {
+        __atomic_store_n(&s->reaper_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(s->reaper, NULL);
+    }
+    pthread_mutex_destroy(&s->live_lock);
     routes_free(s->routes, s->nroutes);
     free(s);
 }
@@ -1025,6 +1129,8 @@ void http_server_stats(const http_server_t *s, http_stats_t *out) {
     out->requests = ATOMIC_GET(&s->st.requests);
     for (int k = 0; k < 6; k++) out->by_class[k] = ATOMIC_GET(&s->st.by_class[k]);
     out->body_too_large = ATOMIC_GET(&s->st.body_too_large);
+    out->inflight_refused = ATOMIC_GET(&s->st.inflight_refused);
+    out->header_timeouts = ATOMIC_GET(&s->st.header_timeouts);
     out->conn_limit = ATOMIC_GET(&s->st.conn_limit);
     out->not_found = ATOMIC_GET(&s->st.not_found);
     out->bad_method = ATOMIC_GET(&s->st.bad_method);

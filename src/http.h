@@ -124,8 +124,10 @@ typedef struct http_config {
     int port;                      /* 0 = pick a free one */
     size_t max_body;               /* default request body limit, bytes (0 = 1 MiB) -> 413 */
     unsigned max_connections;      /* 0 = 256; more -> 503, and past max + max/8 + 4 refused */
-    unsigned connection_timeout_s; /* 0 = 30; idle (incl. slow-header) clients dropped */
+    unsigned connection_timeout_s; /* 0 = 30; idle clients dropped, and clients whose request headers are
+                                      not complete this long after the connection (or previous request) */
     unsigned threads;              /* unused: one thread per connection (see http.c) */
+    size_t max_inflight_body;      /* request body bytes held at once by all connections (0 = 128 MiB) -> 503 */
 } http_config_t;
 
 typedef struct http_server http_server_t;
@@ -158,6 +160,8 @@ typedef struct http_stats {
     uint64_t requests;            /* responses queued (handler or this layer) */
     uint64_t by_class[6];         /* by_class[k]: responses with status k xx, k = 1..5 */
     uint64_t body_too_large;      /* 413s */
+    uint64_t inflight_refused;    /* 503s: request bodies in flight over max_inflight_body */
+    uint64_t header_timeouts;     /* connections dropped: request headers not complete in time */
     uint64_t conn_limit;          /* 503s for the connection limit */
     uint64_t not_found;           /* 404s from routing */
     uint64_t bad_method;          /* 405s from routing */

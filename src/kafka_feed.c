@@ -103,7 +103,6 @@ kafka_feed_t *kafka_feed_start(engine_t *e, const char *brokers, const char *top
         free(f);
         return NULL;
     }
-    log_info("kafka: consuming %s from %s as group %s", topics, brokers, group);
     return f;
 }
 

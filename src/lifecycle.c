@@ -292,7 +292,20 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
         char *src = read_file(path, &len);
         rule_error_t re;
         pool_t *p = NULL;
-        if (!src) {
+        if (src && (len > MAX_RULE_SOURCE || strlen(src) != len || e->npools >= MAX_POOLS)) {
+            snprintf(re.file, sizeof re.file, "%s", path);
+            re.line = 0;
+            if (e->npools >= MAX_POOLS) {
+                snprintf(re.msg, sizeof re.msg, "too many pools: the limit is %d live pools", MAX_POOLS);
+                atomic_fetch_add(&limit_pools_hits, 1);
+            } else {
+                snprintf(re.msg, sizeof re.msg, "the rule source is %zu bytes (or has a NUL byte); the limit is %d "
+                         "bytes (rule source size)", len, MAX_RULE_SOURCE);
+                atomic_fetch_add(&limit_source_hits, 1);
+            }
+            free(src);
+            src = NULL;
+        } else if (!src) {
             snprintf(re.file, sizeof re.file, "%s", path);
             re.line = 0;
             snprintf(re.msg, sizeof re.msg, "cannot read: %s", strerror(errno));
@@ -329,8 +342,9 @@ int lifecycle_load(engine_t *e, char *err, size_t errlen) {
             if (saved->version == p->version) cause = CAUSE_EVENT;
             pool_restore(p, saved, &e->pctx);
             pool_saved_free(saved);
-            if (e->unclean_restart) pool_skip_seq(p, (uint64_t)1 << 32);
         }
+        uint64_t base = e->generation << 32;
+        if (e->unclean_restart && p->seq < base) pool_skip_seq(p, base - p->seq);
         recompute_new(e, p, cause);
         if (p->version > ent->nversions) {
             if (rulebook_add_version(rb, ent, RV_FILE, "file", wall_ms(),
@@ -1211,6 +1225,17 @@ static void reload_on_writer(engine_t *e, void *arg) {
     pool_t *live = find_pool(e, c->name);
     size_t len;
     char *src = read_file(path, &len);
+    if (src && (len > MAX_RULE_SOURCE || strlen(src) != len)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the rule source is %zu bytes (or has a NUL byte); the limit is %d bytes (rule "
+                 "source size)", len, MAX_RULE_SOURCE);
+        log_error("rule %s not reloaded: %s: %s", c->name, path, msg);
+        rulebook_set_error(rulebook_ensure(e->rulebook, c->name), path, 0, msg);
+        atomic_fetch_add(&limit_source_hits, 1);
+        atomic_fetch_add(&e->rule_reload_failures, 1);
+        free(src);
+        return;
+    }
     if (!src) {
         if (errno == ENOENT && live) {
             c->job = job_new(JOB_DELETE, c->name, "file");
@@ -1277,14 +1302,6 @@ static void metrics_on_writer(engine_t *e, void *arg) {
     snprintf(line, sizeof line, "poold_rule_reload_failures_total %llu\n",
              (unsigned long long)atomic_load(&e->rule_reload_failures));
     c->emit(c->arg, line);
-    c->emit(c->arg, "# HELP poold_limit_breaches_total Requests refused by a rule limit (pools, rule source size).\n"
-                    "# TYPE poold_limit_breaches_total counter\n");
-    snprintf(line, sizeof line, "poold_limit_breaches_total{limit=\"pools\",value=\"%d\"} %llu\n", MAX_POOLS,
-             (unsigned long long)atomic_load(&limit_pools_hits));
-    c->emit(c->arg, line);
-    snprintf(line, sizeof line, "poold_limit_breaches_total{limit=\"rule_source_bytes\",value=\"%d\"} %llu\n",
-             MAX_RULE_SOURCE, (unsigned long long)atomic_load(&limit_source_hits));
-    c->emit(c->arg, line);
     c->emit(c->arg, "# HELP poold_rule_compile_error Whether the rule file's last reload failed (1) or not (0).\n"
                     "# TYPE poold_rule_compile_error gauge\n");
     for (size_t i = 0; i < rulebook_count(e->rulebook); i++) {
@@ -1327,6 +1344,11 @@ static void metrics_on_writer(engine_t *e, void *arg) {
                  (unsigned long long)cum);
         c->emit(c->arg, line);
     }
+}
+
+void lifecycle_limit_breaches(uint64_t *pools, uint64_t *rule_source) {
+    *pools = atomic_load(&limit_pools_hits);
+    *rule_source = atomic_load(&limit_source_hits);
 }
 
 void lifecycle_metrics(engine_t *e, void (*emit)(void *arg, const char *line), void *arg) {

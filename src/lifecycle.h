@@ -62,6 +62,8 @@ json_t *lifecycle_sku_briefs(engine_t *e, const uint32_t *ids, const char *const
  * {seq, sku, op: "add"|"remove", at, cause: {kind, seq|version}}. */
 struct pool_change;
 json_t *pool_change_json(const struct pool_change *c);
+/* Refusals by the rule limits: live pools, rule source size. */
+void lifecycle_limit_breaches(uint64_t *pools, uint64_t *rule_source);
 /* Prometheus lines for the rules (compile failures, per-rule cost); appends
  * to a malloc'd buffer through the callback. */
 void lifecycle_metrics(engine_t *e, void (*emit)(void *arg, const char *line), void *arg);

@@ -191,7 +191,7 @@ static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t 
     r->api.auth = r->auth;
     r->api.audit = r->audit;
     r->api.cfg.max_body = o->max_body;
-    r->api.cfg.submit_timeout_ms = 5000;
+    r->api.cfg.submit_timeout_ms = 1000; /* then 503 + Retry-After: backpressure, not buffering */
     r->api.cfg.web_dir = o->web;
     r->api.started_ms = wall_ms();
     http_config_t hc = {0};

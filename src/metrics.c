@@ -6,6 +6,7 @@
 #include <string.h>
 #include "lifecycle.h"
 #include "metrics.h"
+#include "api.h"
 #include "util.h"
 
 typedef metrics_buf_t buf_t;
@@ -152,7 +153,33 @@ char *metrics_render(engine_t *e, http_server_t *server, int64_t started_ms, siz
     lifecycle_metrics(e, emit_line, &b);
     family(&b, "poold_uptime_seconds", "gauge", "Seconds since start.");
     bprintf(&b, "poold_uptime_seconds %lld\n", (long long)((wall_ms() - started_ms) / 1000));
-    (void)server;
+    if (server) {
+        http_stats_t hs;
+        http_server_stats(server, &hs);
+        family(&b, "poold_http_requests_total", "counter", "HTTP responses, by status class.");
+        for (int k = 1; k <= 5; k++)
+            bprintf(&b, "poold_http_requests_total{class=\"%dxx\"} %llu\n", k, (unsigned long long)hs.by_class[k]);
+        family(&b, "poold_limit_breaches_total", "counter",
+               "Requests refused by a limit (body size 413, connection limit 503).");
+        bprintf(&b, "poold_limit_breaches_total{limit=\"body_bytes\"} %llu\n", (unsigned long long)hs.body_too_large);
+        bprintf(&b, "poold_limit_breaches_total{limit=\"connections\"} %llu\n", (unsigned long long)hs.conn_limit);
+        bprintf(&b, "poold_limit_breaches_total{limit=\"header_timeout\"} %llu\n",
+                (unsigned long long)hs.header_timeouts);
+        bprintf(&b, "poold_limit_breaches_total{limit=\"page_size\",value=\"10000\"} %llu\n",
+                (unsigned long long)atomic_load(&api_page_size_refused));
+        uint64_t lp, ls;
+        lifecycle_limit_breaches(&lp, &ls);
+        bprintf(&b, "poold_limit_breaches_total{limit=\"pools\",value=\"512\"} %llu\n", (unsigned long long)lp);
+        bprintf(&b, "poold_limit_breaches_total{limit=\"rule_source_bytes\",value=\"262144\"} %llu\n",
+                (unsigned long long)ls);
+        bprintf(&b, "poold_limit_breaches_total{limit=\"inflight_body_bytes\"} %llu\n",
+                (unsigned long long)hs.inflight_refused);
+        family(&b, "poold_http_aborted_total", "counter",
+               "Requests ended without a complete response (client gone, timeout, slow headers).");
+        bprintf(&b, "poold_http_aborted_total %llu\n", (unsigned long long)hs.aborted);
+        family(&b, "poold_http_connections", "gauge", "Open HTTP connections.");
+        bprintf(&b, "poold_http_connections %llu\n", (unsigned long long)hs.connections_current);
+    }
     *len = b.len;
     return b.p;
 }
