@@ -373,8 +373,8 @@ static void evaluate(engine_t *e) {
     size_t nshadow = lifecycle_w_shadows(e, shadow_buf, 16);
     size_t npools = e->npools + nshadow;
     pool_t **all = xmalloc((npools ? npools : 1) * sizeof *all);
-    memcpy(all, e->pools, e->npools * sizeof *all);
-    memcpy(all + e->npools, shadow_buf, nshadow * sizeof *all);
+    if (e->npools) memcpy(all, e->pools, e->npools * sizeof *all); /* e->pools may be NULL */
+    if (nshadow) memcpy(all + e->npools, shadow_buf, nshadow * sizeof *all);
     for (size_t i = 0; i < npools; i++) {
         pool_tick_schedule(all[i], &e->pctx);
         pool_tick_minute(all[i], now);

@@ -216,11 +216,14 @@ static int start_running(running_t *r, const serve_opts_t *o, char *err, size_t 
 }
 
 static void stop_running(running_t *r) {
-    kafka_feed_stop(r->kafka); /* what it delivered is applied and its offsets recorded */
-    r->kafka = NULL;
-    r->api.kafka = NULL;
+    /* HTTP first (handlers read the Kafka feed and the engine), then Kafka
+     * (what it delivered is applied and its offsets recorded), then the
+     * engine (final snapshot). */
     if (r->http) http_server_stop(r->http);
     r->http = NULL;
+    kafka_feed_stop(r->kafka);
+    r->kafka = NULL;
+    r->api.kafka = NULL;
     if (r->engine) {
         engine_stop(r->engine);
         engine_free(r->engine);
