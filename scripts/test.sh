@@ -68,6 +68,11 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     step "tsan build" build build-tsan -DCMAKE_C_FLAGS=-fsanitize=thread \
         -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DJEMALLOC_LIB=JEMALLOC_LIB-NOTFOUND
     step "tsan end-to-end" env TSAN_OPTIONS=halt_on_error=1 python3 tests/e2e/e2e_test.py build-tsan/poold
+    # Publishing jobs, hot reload and explain against concurrent readers; the
+    # change feed (long-poll, SSE) and access. (librdkafka's threads cannot
+    # run under this TSan, so the Kafka tests are not here.)
+    step "tsan rule lifecycle" env TSAN_OPTIONS=halt_on_error=1 python3 tests/e2e/lifecycle_test.py build-tsan/poold
+    step "tsan change feed and access" env TSAN_OPTIONS=halt_on_error=1 python3 tests/e2e/feed_auth_test.py build-tsan/poold
 fi
 
 if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
