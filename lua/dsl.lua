@@ -256,6 +256,14 @@ function M.words(ctx)
     error(M.rule_error(ctx.file, line, format(fmt, ...)), 0)
   end
 
+  -- The words work while the file's top level runs: called from match or
+  -- rank they would run glue loops over rule data on every evaluation.
+  local function open_only(word)
+    if ctx.closed then
+      fail(caller_line(ctx), "%s can only be used while the rule file loads, not inside match or rank", word)
+    end
+  end
+
   local function node(d)
     local token = {}
     nodes[token] = d
@@ -274,15 +282,18 @@ function M.words(ctx)
   end
 
   local function tag(name)
+    open_only("tag")
     return node({ kind = "tag", name = tag_name("tag", name, caller_line(ctx)) })
   end
 
   local function no_tag(name)
+    open_only("no_tag")
     return node({ kind = "no_tag", name = tag_name("no_tag", name, caller_line(ctx)) })
   end
 
   local function group(kind)
     return function(list)
+      open_only(kind)
       local line = caller_line(ctx)
       if type(list) ~= "table" or nodes[list] then
         fail(line, "%s expects a list of clauses: %s { tag \"a\", ... }", kind, kind)
@@ -485,6 +496,7 @@ function M.words(ctx)
   end
 
   local function pool(name)
+    open_only("pool")
     local line = caller_line(ctx)
     if type(name) ~= "string" then fail(line, 'pool expects a name: pool "name" { ... }') end
     if #name < 1 or #name > M.NAME_MAX or not name:find("^[a-z0-9_%-]+$") then
@@ -494,6 +506,7 @@ function M.words(ctx)
       fail(line, 'pool name "%s" does not match file name %s.lua', name, ctx.name_hint)
     end
     return function(spec)
+      open_only("pool")
       local p = validate(name, spec, line)
       local token = {}
       pools[token] = p

@@ -29,7 +29,7 @@ sandbox.trust()
 
 local M = {}
 
-local HARNESS_CHUNK = "=lua/rulevm.lua"
+local HARNESS_CHUNK = "=lua/rulevm.lua#harness"
 sandbox.trust(HARNESS_CHUNK)
 
 local HARNESS_MATCH = [[
@@ -63,6 +63,7 @@ return function()
 end]]
 
 local ctl, roots, s
+local live = setmetatable({}, { __mode = "k" }) -- compiled rule objects
 
 function M.init(roots_ud, view_cdef, ctl_cdef, ctl_ud)
   sandbox.harden()
@@ -70,6 +71,7 @@ function M.init(roots_ud, view_cdef, ctl_cdef, ctl_ud)
   if not pcall(ffi.typeof, "rulevm_ctl_t") then ffi.cdef(ctl_cdef) end
   roots = ffi.cast("view_roots_t *", roots_ud)
   ctl = ffi.cast("rulevm_ctl_t *", ctl_ud)
+  sandbox.set_ctl(ctl) -- metered library calls charge ctl.ticks
   s = view.ffi_view(roots)
 end
 
@@ -141,16 +143,16 @@ function M.compile(file, name_hint, src)
   jit.off(chunk, true)
   ctl.ticks = ctl.budget_compile
   local ret = chunk()
+  ctx.closed = true -- the DSL words refuse to run from match/rank
   ctl.ticks = 0x7fffffff
   local p = dsl.pool_of(ctx, ret)
   if not p then
     error(dsl.rule_error(file, dsl.last_line(ctx),
       'a rule file must end with: return pool "' .. (name_hint or "name") .. '" { ... }'), 0)
   end
-  local jit_on = true
-  for _, fn in ipairs({ p.match, p.rank }) do
-    if fn and not sandbox.is_bounded(fn) then jit_on = false end
-  end
+  local jit_on = true -- (not ipairs: match may be nil and rank still present)
+  if p.match and not sandbox.is_bounded(p.match) then jit_on = false end
+  if p.rank and not sandbox.is_bounded(p.rank) then jit_on = false end
   if jit_on then
     if p.match then jit.on(p.match) end
     if p.rank then jit.on(p.rank) end
@@ -162,7 +164,7 @@ function M.compile(file, name_hint, src)
       error(dsl.rule_error(file, line, "rank must return a number, got " .. type(v)), 0)
     end
   end
-  return {
+  local rule = {
     p.match and harness(HARNESS_MATCH, p.match) or false,
     p.rank and harness(HARNESS_RANK, p.rank, rank_bad) or false,
     jit_on and (p.match ~= nil or p.rank ~= nil),
@@ -172,6 +174,32 @@ function M.compile(file, name_hint, src)
     pin = p.pin, exclude = p.exclude, nexamples = #p.examples,
     has_match = p.match ~= nil, has_rank = p.rank ~= nil,
   }
+  live[rule] = true
+  return rule
+end
+
+-- Called by C when the VM's memory is short even after a full collection:
+-- the live rule whose state holds the most, if that is over `limit` bytes,
+-- is stopped (its functions dropped, so the collector takes its data back)
+-- and fails every evaluation from then on with the message returned here.
+-- Returns file, message; or nothing. Allocates (C lifts the cap).
+function M.evict(limit)
+  local worst, size = nil, 0
+  for rule in pairs(live) do
+    local p = rule.pool
+    if p then
+      local b = sandbox.footprint({ p.match, p.rank }, limit)
+      if b > size then worst, size = rule, b end
+    end
+  end
+  if not worst or size <= limit then return end
+  local file = worst.pool.file
+  worst.evicted = string.format("rule stopped: its state holds over %d MB between evaluations " ..
+    "(limit %d MB per rule); it stays stopped until published again",
+    math.floor(size / 1048576), math.floor(limit / 1048576))
+  worst[1], worst[2], worst.pool = false, false, nil
+  jit.flush() -- compiled traces keep the constants they were recorded with
+  return file, worst.evicted
 end
 
 -- -- Examples -------------------------------------------------------------------
@@ -193,6 +221,7 @@ end
 -- Runs every example; raises a rule error for the first that fails.
 function M.examples(rule)
   local p = rule.pool
+  if not p then error(rule.evicted or "rule stopped", 0) end
   for _, ex in ipairs(p.examples) do
     local v, tags = view.table_view(ex.sku)
     local clauses, where_ok = dsl.where_explain(p.where_data, function(t) return tags[t] == true end)
@@ -260,6 +289,7 @@ end
 -- returns the JSON text described at rulevm_explain in src/rulevm.h.
 function M.explain(rule, id)
   local p = rule.pool
+  if not p then error(rule.evicted or "rule stopped", 0) end
   roots.cur = id
   local parts = {}
   for _, which in ipairs({ "match", "rank" }) do

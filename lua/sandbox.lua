@@ -7,8 +7,10 @@
 --   * new_env(seed): a new table per rule holding only allow-listed values
 --     (copies of string/table/math, a per-rule deterministic math.random,
 --     table-only get/setmetatable, metered library functions, pcall/xpcall
---     that hand a rule a DSL error as text). Nothing in it is shared with
---     another rule except immutable functions.
+--     that hand a rule a DSL error as text (so it cannot re-raise it as
+--     another file's), an xpcall that never runs a rule's handler for the
+--     budget kill). Nothing in it is shared with another rule except
+--     immutable functions.
 --   * load(src, chunkname, env): source text only, never bytecode.
 --   * harden(): changes the process-wide string library once per VM:
 --     string.dump removed, string.rep bounded, the pattern functions
@@ -22,15 +24,18 @@
 --     rulevm control block given to set_ctl(), and raise "instruction
 --     budget exceeded" in rule code once ctl.ticks is below 0. Pattern
 --     functions are refused up front when their worst case (backtracking
---     over the subject) exceeds PATTERN_MAX_STEPS, and otherwise charged
---     the time they took. table.foreach/foreachi/maxn (loops the hook
---     cannot stop) are not offered; insert/remove/move/sort refuse tables
---     with a protected metatable (the shared SKU view).
+--     over the subject) exceeds PATTERN_MAX_STEPS; otherwise they are
+--     charged that worst case, or above PATTERN_TIMED_STEPS the time they
+--     took. table.foreach/foreachi/maxn (loops the hook cannot stop) are
+--     not offered; insert/remove/move/sort refuse tables with a protected
+--     metatable (the shared SKU view), since they bypass __newindex.
 --   * trusted sources: chunk names of the glue. A Lua function whose chunk
 --     is not trusted is rule code (the C budget hook and on_error use the
 --     same split: rule chunks are named "@file", glue chunks "=lua/...").
 --     Metering interrupts and pattern limits apply to rule chunks only
 --     (those M.load compiled); glue is charged, never interrupted.
+--   * footprint(fns, limit): the bytes a rule's state holds (reachable from
+--     its functions), for the VM to find a rule that hoards memory.
 --   * is_bounded(fn): true when fn provably runs a bounded number of
 --     bytecodes of bounded cost per call: no back-edge, no closure creation,
 --     no string concatenation, at most BOUNDED_MAX_BC bytecodes, no rule
@@ -49,7 +54,8 @@ local format = string.format
 
 M.REP_MAX = 1024 * 1024         -- longest string string.rep may build
 M.WALK_MAX = 200000             -- values is_bounded visits before giving up
-M.PATTERN_MAX_STEPS = 1e6       -- worst-case matcher steps of one pattern call (~10 ms)
+M.PATTERN_MAX_STEPS = 4e6       -- worst-case matcher steps of one pattern call (~40 ms)
+M.PATTERN_TIMED_STEPS = 2000    -- above: charge the time taken; below: the worst case
 M.BOUNDED_MAX_BC = 500          -- bytecodes of a function that may run compiled
 M.BOUNDED_MAX_STRING = 65536    -- longest string a compiled function may reach
 M.TICK_NS = 1600                -- one budget tick (1000 interpreted bytecodes), in ns
@@ -174,9 +180,16 @@ end
 
 -- -- Strings ------------------------------------------------------------------------
 
-local real = {}
-for _, k in ipairs({ "find", "match", "gmatch", "gsub", "rep", "upper", "lower", "reverse" }) do
-  real[k] = string[k]
+-- The library's own functions, kept in the registry: harden() replaces
+-- them in the shared string table, and this file may be loaded again in
+-- the same state (busted reloads modules per spec file).
+local real = debug.getregistry()["poold.sandbox.string"]
+if not real then
+  real = {}
+  for _, k in ipairs({ "find", "match", "gmatch", "gsub", "rep", "upper", "lower", "reverse" }) do
+    real[k] = string[k]
+  end
+  debug.getregistry()["poold.sandbox.string"] = real
 end
 
 local function bounded_rep(s, n, sep)
@@ -250,6 +263,7 @@ local function shape_of(p)
   local anchored = p:byte(1) == 94
   if anchored then i = 2 end
   local items, mult, adds, opts = 0, 0, 0, 0
+  local runs = {}                                -- classes of the one-pass repetitions
   while i <= n do
     local c = p:byte(i)
     local d = p:byte(i + 1)
@@ -274,13 +288,18 @@ local function shape_of(p)
           ok, hit = pcall(real.find, lit, "^" .. p:sub(i, e - 1))
           ok = ok and hit == nil
         end
-        if ok then adds = adds + 1 else mult = mult + 1 end
+        if ok then
+          adds = adds + 1
+          runs[#runs + 1] = p:sub(i, e - 1) .. "+"
+        else
+          mult = mult + 1
+        end
         i = e + 1
       elseif q == 63 then opts, i = opts + 1, e + 1
       else i = e end
     end
   end
-  sh = { anchored = anchored, items = items, mult = mult, adds = adds, opts = opts,
+  sh = { anchored = anchored, items = items, mult = mult, adds = adds, opts = opts, runs = runs,
          special = real.find(p, SPECIALS) ~= nil }
   if nshapes >= 1024 then shapes, nshapes = {}, 0 end
   shapes[p], nshapes = sh, nshapes + 1
@@ -309,31 +328,54 @@ local function pattern_steps(kind, s, p, init, plain)
   local starts = (sh.anchored and kind ~= "gmatch") and 1 or L
   local items = sh.items > 0 and sh.items or 1
   local pass = sh.adds > 0 and (1 + sh.adds) * L or 1
-  return starts * items * pass * L ^ sh.mult * 2 ^ sh.opts
+  local steps = starts * items * pass * L ^ sh.mult * 2 ^ sh.opts
+  if steps > M.PATTERN_MAX_STEPS and sh.mult == 0 and sh.adds > 0 and n <= M.REP_MAX * 16 then
+    -- Only one-pass repetitions: from any start each scans at most the
+    -- longest run of its class in this subject (one linear scan to find).
+    pass = 0
+    for _, run in ipairs(sh.runs) do
+      local longest, at = 0, first
+      while true do
+        local a, b = real.find(s, run, at)
+        if not a then break end
+        if b - a + 1 > longest then longest = b - a + 1 end
+        at = b + 1
+      end
+      pass = pass + longest
+    end
+    steps = starts * (items + pass) * 2 ^ sh.opts
+  end
+  return steps
 end
 M.pattern_steps = pattern_steps
 
+local function refuse(name, s, p, steps)
+  error(format("%s: pattern %q is too costly for a %d-byte subject " ..
+               "(worst case %.3g steps, limit %.3g); anchor it with ^, use plain find, " ..
+               "or search a shorter string", name, #p > 40 and p:sub(1, 40) .. "..." or p,
+               #s, steps, M.PATTERN_MAX_STEPS), 3)
+end
+
+local function charged_iterator(it)
+  return function() return charge_since(now_ns(), it()) end
+end
+
+-- (No closure and no vararg on the path of a cheap call, so that it
+-- compiles into a rule's trace.)
 local function guarded(kind, fn)
   local name = "string." .. kind
   return function(s, p, a3, a4)
     local ts, tp = type(s), type(p)
     if (ts == "string" or ts == "number") and (tp == "string" or tp == "number") then
-      local ss, ps = tostring(s), tostring(p)
+      local ss = ts == "string" and s or tostring(s)
+      local ps = tp == "string" and p or tostring(p)
       local steps = pattern_steps(kind, ss, ps, a3, kind == "find" and a4)
-      if steps > M.PATTERN_MAX_STEPS and rule_caller() then
-        error(format("%s: pattern %q is too costly for a %d-byte subject " ..
-                     "(worst case %.3g steps, limit %.3g); anchor it with ^, use plain find, " ..
-                     "or search a shorter string", name, #ps > 40 and ps:sub(1, 40) .. "..." or ps,
-                     #ss, steps, M.PATTERN_MAX_STEPS), 2)
-      end
-      if steps <= 32 then
-        charge(steps * NS_STEP)
-      elseif kind == "gmatch" then
-        local it = fn(s, p)
-        return function() return charge_since(now_ns(), it()) end
-      else
+      if steps > M.PATTERN_MAX_STEPS and rule_caller() then refuse(name, ss, ps, steps) end
+      if steps > M.PATTERN_TIMED_STEPS then
+        if kind == "gmatch" then return charged_iterator(fn(s, p)) end
         return charge_since(now_ns(), fn(s, p, a3, a4))
       end
+      charge(steps * NS_STEP)
     end
     return fn(s, p, a3, a4)
   end
@@ -451,9 +493,15 @@ local function safe_pcall(f, ...)
   return scrub(pcall(f, ...))
 end
 
+-- The budget kill is raised from the count hook, and LuaJIT runs a message
+-- handler for it with hooks disabled: a rule's handler must not run then
+-- (it could loop unseen). It gets every other error.
+local KILLED = "instruction budget exceeded"
+
 local function safe_xpcall(f, handler)
   if type(handler) ~= "function" then return xpcall(f, handler) end
   return scrub(xpcall(f, function(e)
+    if e == KILLED then return e end
     if is_dsl_error(e) then e = tostring(e) end
     return handler(e)
   end))
@@ -562,6 +610,51 @@ function M.load(src, chunkname, env)
   local chunk, err = load(src, chunkname, "t", env)
   if chunk then rule_sources[chunkname] = true end
   return chunk, err
+end
+
+-- -- Footprint -----------------------------------------------------------------
+
+-- Approximate bytes a rule holds between evaluations: everything reachable
+-- from its functions (upvalues, environments, tables, metatables), not
+-- descending into glue or C functions. Stops counting past 2 * limit.
+-- Allocates; the caller lifts the VM's memory cap around it.
+function M.footprint(fns, limit)
+  local seen, stack, bytes = {}, {}, 0
+  local function push(v)
+    local t = type(v)
+    if (t == "table" or t == "function" or t == "string") and not seen[v] then
+      seen[v] = true
+      stack[#stack + 1] = v
+    end
+  end
+  for _, f in ipairs(fns) do push(f) end
+  local cap = (limit or huge) * 2
+  while #stack > 0 and bytes <= cap do
+    local v = stack[#stack]
+    stack[#stack] = nil
+    local t = type(v)
+    if t == "string" then
+      bytes = bytes + #v + 24
+    elseif t == "table" then
+      bytes = bytes + 64
+      push(debug.getmetatable(v))
+      for k, x in next, v do
+        bytes = bytes + 16
+        push(k)
+        push(x)
+      end
+    elseif M.is_rule_function(v) then
+      bytes = bytes + 64
+      for i = 1, 255 do
+        local name, x = debug.getupvalue(v, i)
+        if name == nil then break end
+        bytes = bytes + 16
+        push(x)
+      end
+      push(getfenv(v))
+    end
+  end
+  return bytes
 end
 
 -- -- Static bound analysis ------------------------------------------------------

@@ -100,6 +100,7 @@ function M.ffi_view(roots)
   local function has(_, tag)
     if type(tag) ~= "string" then error('s:has expects a tag string: s:has("lazmall")', 2) end
     roots.reads = bit.bor(roots.reads, 4)
+    if #tag > 4096 then return false end -- no tag is that long; spares the lookup the hashing
     local f = roots.has_tag
     return f ~= nil and f(roots.ctx, roots.cur, tag, #tag) ~= 0
   end

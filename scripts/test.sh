@@ -45,6 +45,7 @@ step "change feed and access" python3 tests/e2e/feed_auth_test.py build/poold
 step "streams: Kafka, WAL, snapshots" python3 tests/e2e/streams_test.py build/poold
 step "crash: kill -9 while consuming and posting" python3 tests/e2e/crash_test.py build/poold
 step "limits" python3 tests/e2e/limits_test.py build/poold
+step "sandbox attacks" python3 tests/e2e/sandbox_test.py build/poold
 step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
 step "browser (console journey)" bash tests/browser/run.sh
 
@@ -59,6 +60,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     step "asan rule lifecycle" python3 tests/e2e/lifecycle_test.py build-asan/poold
     step "asan change feed and access" python3 tests/e2e/feed_auth_test.py build-asan/poold
     step "asan streams" env STREAMS_SCALE=0.4 python3 tests/e2e/streams_test.py build-asan/poold
+    step "asan sandbox attacks" python3 tests/e2e/sandbox_test.py build-asan/poold
 fi
 
 if [ "${SKIP_TSAN:-0}" != 1 ]; then

@@ -366,7 +366,7 @@ void pool_eval_ids(pool_t *p, pool_ctx_t *ctx, const uint32_t *ids, size_t n) {
     rule_error_t err;
     long nerr = 0;
     if (p->def->has_match && nc > 0) nerr = run_match(p, ctx, ctx->cand, nc, &err);
-    else memset(ctx->out, 1, nc);
+    else if (nc) memset(ctx->out, 1, nc);
     note_errors(p, nerr, &err);
     rows = store_rows(ctx->store);
     if (p->ranking) {
@@ -487,7 +487,7 @@ void pool_recompute(pool_t *p, pool_ctx_t *ctx) {
         roaring_bitmap_free(cand);
         rule_error_t err;
         long nerr = p->def->has_match && n ? run_match(p, ctx, ctx->cand, n, &err) : 0;
-        if (!p->def->has_match) memset(ctx->out, 1, n);
+        if (!p->def->has_match && n) memset(ctx->out, 1, n); /* ctx->out may be NULL when n == 0 */
         note_errors(p, nerr, &err);
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {

@@ -11,17 +11,24 @@
  * Lua API call that may allocate runs under lua_pcall/lua_cpcall; the few
  * unprotected calls (GC, unref) run with the cap lifted. A batch that hits
  * the cap gets one full GC and a retry of the same SKU before the SKU is
- * counted as failed.
+ * counted as failed; if memory is still short, the rule whose state holds
+ * the most (over mem_limit / RULEVM_RULE_MEM_SHARE) is stopped (evict_hog).
  *
  * Time: a count hook fires every HOOK_PERIOD interpreted instructions and
  * decrements ctl.ticks, which the Lua harness resets to ctl.budget before
- * each SKU (the compile step uses ctl.budget_compile). At zero the hook
- * raises "instruction budget exceeded" and switches to firing on every
- * instruction, raising again in any rule frame ("@" chunk) until C resets
- * it after the call returns, so a rule's pcall cannot swallow the kill. The
- * hook never fires inside JIT-compiled code: lua/rulevm.lua compiles rule
- * chunks with the JIT off and re-enables it only for match/rank functions
- * that lua/sandbox.lua proves bounded.
+ * each SKU (the compile step uses ctl.budget_compile). Work that is not
+ * bytecode is charged to the same ticks: every ALLOC_TICK_BYTES a metered
+ * call allocates (strings built with .., table growth), and the library
+ * calls lua/sandbox.lua meters (patterns, sort, ...). At zero the hook
+ * raises "instruction budget exceeded" (the allocator makes it fire on the
+ * next instruction) and switches to firing on every instruction, raising
+ * again in any rule frame ("@" chunk) until C resets it after the call
+ * returns, so a rule's pcall cannot swallow the kill. The hook also stops
+ * an evaluation that ran longer than the time budget (a backstop for C
+ * work nothing else counts). While metered, no single allocation may
+ * exceed RULEVM_MAX_OBJECT. The hook never fires inside JIT-compiled code:
+ * lua/rulevm.lua compiles rule chunks with the JIT off and re-enables it
+ * only for match/rank functions that lua/sandbox.lua proves bounded.
  *
  * Batches: rulevm_match/rank make one lua_pcall per batch; the harness
  * loops over the ids in Lua, records its position in ctl.pos, and after an
@@ -36,12 +43,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "embedded.h"
 #include "rulevm.h"
 #include "util.h"
 
-#define HOOK_PERIOD 1000 /* interpreted instructions per budget tick */
+#define HOOK_PERIOD 1000        /* interpreted instructions per budget tick */
+#define HOOK_PERIOD_BIG 50      /* hook period once rule code has built big objects */
+#define BIG_OBJECT (256u << 10) /* an allocation this big makes .. and < costly opcodes */
+#define ALLOC_TICK_BYTES 16384  /* bytes allocated by a metered call per budget tick */
 
 /* Shared with the Lua harness through the FFI (CTL_CDEF must match). */
 typedef struct rulevm_ctl {
@@ -65,13 +76,42 @@ struct rulevm {
     size_t mem_used, mem_limit;
     int limit_on;  /* enforce mem_limit */
     int killed;    /* the hook fires on every instruction */
-    int ref_compile, ref_examples, ref_onerror, ref_explain;
+    int metering;  /* a rule call runs: charge allocations, cap objects, time it */
+    int forced;    /* the allocator made the hook fire on the next instruction */
+    int refused;   /* the last allocation failure was the object cap */
+    int big_seen;  /* rule code allocated a BIG_OBJECT: hooks every HOOK_PERIOD_BIG */
+    int period, period_want;         /* current hook period; the one between kills */
+    int period_acc;                  /* instructions (in short periods) not yet a tick */
+    size_t alloc_acc;                /* metered bytes not yet a whole tick */
+    uint64_t time_budget_ns, time_budget_compile_ns, call_ns, call_start, cpu_mark;
+    double last_pos;                 /* ctl.pos the hook saw last (a new SKU restarts the clock) */
+    int ref_compile, ref_examples, ref_onerror, ref_explain, ref_evict;
+    size_t rule_mem_limit; /* bytes one rule's state may hold (0 = no check) */
     rulevm_ctl_t ctl;
 };
 
 static const char *const GLUE[] = {"sandbox", "dsl", "view", "rulevm"};
 
 /* -- Allocator and hook ------------------------------------------------------ */
+
+static void rulevm_hook(lua_State *L, lua_Debug *ar);
+static void set_period(rulevm_t *vm, int period);
+
+/* Charges a metered call's allocation to its budget; when the budget is
+ * gone the hook fires on the next instruction (lua_sethook may be called at
+ * any point, as from a signal handler). */
+static void charge_alloc(rulevm_t *vm, size_t bytes) {
+    vm->alloc_acc += bytes;
+    if (vm->alloc_acc < ALLOC_TICK_BYTES) return;
+    size_t t = vm->alloc_acc / ALLOC_TICK_BYTES;
+    vm->alloc_acc %= ALLOC_TICK_BYTES;
+    int64_t left = (int64_t)vm->ctl.ticks - (int64_t)t;
+    vm->ctl.ticks = left < -INT32_MAX ? -INT32_MAX : (int32_t)left;
+    if (vm->ctl.ticks < 0 && !vm->killed && !vm->forced) {
+        vm->forced = 1;
+        set_period(vm, 1);
+    }
+}
 
 static void *rulevm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     rulevm_t *vm = ud;
@@ -80,6 +120,14 @@ static void *rulevm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         free(ptr);
         vm->mem_used -= old;
         return NULL;
+    }
+    if (nsize > old && vm->metering) {
+        if (nsize > RULEVM_MAX_OBJECT) {
+            vm->refused = 1;
+            return NULL;
+        }
+        if (nsize >= BIG_OBJECT) vm->big_seen = 1;
+        charge_alloc(vm, nsize - old);
     }
     if (nsize > old && vm->limit_on && vm->mem_limit &&
         vm->mem_used - old + nsize > vm->mem_limit)
@@ -90,14 +138,64 @@ static void *rulevm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
 }
 
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Time budget of the running call: a new SKU (ctl.pos moved) restarts the
+ * clock. Past the budget in wall time, the call must also burn half a
+ * budget of this thread's CPU time (a costlier clock, read only then), so
+ * a writer thread that was merely descheduled does not fail a rule. */
+static int over_time(rulevm_t *vm) {
+    uint64_t budget = vm->call_ns;
+    if (!budget || !vm->metering) return 0;
+    uint64_t now = mono_ns();
+    if (vm->ctl.pos != vm->last_pos) {
+        vm->last_pos = vm->ctl.pos;
+        vm->call_start = now;
+        vm->cpu_mark = 0;
+        return 0;
+    }
+    if (now - vm->call_start <= budget) return 0;
+    uint64_t cpu = thread_cpu_ns();
+    if (!vm->cpu_mark) {
+        vm->cpu_mark = cpu;
+        return 0;
+    }
+    return cpu - vm->cpu_mark > budget / 2;
+}
+
+static void set_period(rulevm_t *vm, int period) {
+    vm->period = period;
+    lua_sethook(vm->L, rulevm_hook, LUA_MASKCOUNT, period);
+}
+
 static void rulevm_hook(lua_State *L, lua_Debug *ar) {
     void *ud;
     lua_getallocf(L, &ud);
     rulevm_t *vm = ud;
     if (!vm->killed) {
-        if (--vm->ctl.ticks >= 0) return;
+        int tick = 1;
+        if (vm->period != HOOK_PERIOD && !vm->forced) {
+            vm->period_acc += vm->period;
+            tick = vm->period_acc >= HOOK_PERIOD;
+            if (tick) vm->period_acc -= HOOK_PERIOD;
+        }
+        if ((!tick || --vm->ctl.ticks >= 0) && !over_time(vm)) {
+            if (vm->forced) { /* the budget was refilled for the next SKU */
+                vm->forced = 0;
+                set_period(vm, vm->period_want);
+            } else if (vm->metering && vm->big_seen && vm->period != HOOK_PERIOD_BIG) {
+                set_period(vm, HOOK_PERIOD_BIG);
+                vm->period_want = HOOK_PERIOD_BIG;
+            }
+            return;
+        }
         vm->killed = 1;
-        lua_sethook(L, rulevm_hook, LUA_MASKCOUNT, 1);
+        if (vm->ctl.ticks >= 0) vm->ctl.ticks = -1;
+        set_period(vm, 1);
     }
     /* Let glue run back to the rule; raise in rule code only. */
     if (!lua_getinfo(L, "S", ar) || !ar->source || ar->source[0] != '@') return;
@@ -106,9 +204,28 @@ static void rulevm_hook(lua_State *L, lua_Debug *ar) {
 }
 
 static void hook_reset(rulevm_t *vm) {
-    if (!vm->killed) return;
-    vm->killed = 0;
-    lua_sethook(vm->L, rulevm_hook, LUA_MASKCOUNT, HOOK_PERIOD);
+    vm->killed = vm->forced = 0;
+    if (vm->period != vm->period_want) set_period(vm, vm->period_want);
+}
+
+/* Around every call into rule code: metering on, clock started. */
+static void meter_begin(rulevm_t *vm, uint64_t budget_ns) {
+    vm->metering = 1;
+    vm->refused = 0;
+    vm->alloc_acc = 0;
+    vm->period_acc = 0;
+    vm->call_ns = budget_ns;
+    vm->call_start = mono_ns();
+    vm->cpu_mark = 0;
+    vm->last_pos = vm->ctl.pos;
+    vm->period_want = vm->big_seen ? HOOK_PERIOD_BIG : HOOK_PERIOD;
+    if (vm->period != vm->period_want) set_period(vm, vm->period_want);
+}
+
+static void meter_end(rulevm_t *vm) {
+    vm->metering = 0;
+    vm->period_want = HOOK_PERIOD;
+    hook_reset(vm);
 }
 
 static int rulevm_panic(lua_State *L) {
@@ -133,6 +250,28 @@ static int gc_for_retry(rulevm_t *vm) {
     return !vm->mem_limit || vm->mem_used < vm->mem_limit / 4 * 3;
 }
 
+/* Memory short even after a full collection: stops the rule whose state
+ * holds the most, if over rule_mem_limit (lua/rulevm.lua M.evict), so one
+ * rule cannot starve the others. 1 if a rule was stopped and memory is
+ * back under the retry threshold. */
+static int evict_hog(rulevm_t *vm) {
+    lua_State *L = vm->L;
+    if (!vm->rule_mem_limit) return 0;
+    int on = vm->limit_on, top = lua_gettop(L), evicted = 0;
+    vm->limit_on = 0; /* the walk allocates */
+    vm->ctl.ticks = INT32_MAX;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_evict);
+    lua_pushnumber(L, (lua_Number)vm->rule_mem_limit);
+    if (lua_pcall(L, 1, 2, 0) == 0 && lua_isstring(L, -2)) {
+        log_warn("rulevm: %s: %s", lua_tostring(L, -2), lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+        evicted = 1;
+    }
+    lua_settop(L, top);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    vm->limit_on = on;
+    return evicted && vm->mem_used < vm->mem_limit / 4 * 3;
+}
+
 /* -- Errors ------------------------------------------------------------------ */
 
 static void err_set(rule_error_t *err, const char *file, int line, const char *msg) {
@@ -148,12 +287,16 @@ static void err_take(rulevm_t *vm, int rc, const char *file, rule_error_t *err) 
     lua_State *L = vm->L;
     char buf[96];
     if (!err) return;
-    if (rc == LUA_ERRMEM) {
+    if (rc == LUA_ERRMEM && vm->refused) {
+        snprintf(buf, sizeof buf, "a single string or table would exceed %u MB",
+                 (unsigned)(RULEVM_MAX_OBJECT >> 20));
+        err_set(err, file, 0, buf);
+    } else if (rc == LUA_ERRMEM) {
         snprintf(buf, sizeof buf, "memory limit exceeded (%zu KB for all rules)",
                  vm->mem_limit / 1024);
         err_set(err, file, 0, buf);
     } else if (rc == LUA_ERRERR) {
-        err_set(err, file, 0, "error while reporting an error (memory limit?)");
+        err_set(err, file, 0, "error while reporting an error (stack overflow or memory limit)");
     } else if (lua_type(L, -1) == LUA_TTABLE) {
         const char *f = file, *m = "error";
         int line = 0;
@@ -204,6 +347,8 @@ static int setup_cfn(lua_State *L) {
     vm->ref_examples = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "on_error");
     vm->ref_onerror = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "evict");
+    vm->ref_evict = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "explain");
     vm->ref_explain = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
@@ -214,9 +359,12 @@ rulevm_t *rulevm_new(view_roots_t *roots, size_t mem_limit_bytes, rule_error_t *
     rulevm_t *vm = xcalloc(1, sizeof *vm);
     vm->roots = roots;
     vm->mem_limit = mem_limit_bytes;
+    vm->rule_mem_limit = mem_limit_bytes / RULEVM_RULE_MEM_SHARE;
     vm->ctl.budget = (int32_t)(RULEVM_DEFAULT_BUDGET / HOOK_PERIOD);
     vm->ctl.budget_compile = (int32_t)(RULEVM_DEFAULT_COMPILE_BUDGET / HOOK_PERIOD);
     vm->ctl.ticks = INT32_MAX;
+    vm->time_budget_ns = (uint64_t)RULEVM_DEFAULT_TIME_BUDGET_US * 1000;
+    vm->time_budget_compile_ns = (uint64_t)RULEVM_DEFAULT_COMPILE_TIME_BUDGET_US * 1000;
     vm->L = lua_newstate(rulevm_alloc, vm);
     if (!vm->L) {
         err_set(err, "", 0, "cannot create a Lua state with a custom allocator (LuaJIT without GC64?)");
@@ -234,7 +382,8 @@ rulevm_t *rulevm_new(view_roots_t *roots, size_t mem_limit_bytes, rule_error_t *
     }
     lua_settop(vm->L, 0);
     full_gc(vm);
-    lua_sethook(vm->L, rulevm_hook, LUA_MASKCOUNT, HOOK_PERIOD);
+    vm->period_want = HOOK_PERIOD;
+    set_period(vm, HOOK_PERIOD);
     vm->limit_on = 1;
     return vm;
 }
@@ -254,6 +403,12 @@ void rulevm_set_budget(rulevm_t *vm, long per_call, long per_compile) {
     if (per_compile > 0)
         vm->ctl.budget_compile = per_compile / HOOK_PERIOD >= INT32_MAX ? INT32_MAX
                          : (int32_t)((per_compile + HOOK_PERIOD - 1) / HOOK_PERIOD);
+}
+
+void rulevm_set_time_budget(rulevm_t *vm, long per_call_us, long per_compile_us) {
+    if (!vm) return;
+    if (per_call_us > 0) vm->time_budget_ns = (uint64_t)per_call_us * 1000;
+    if (per_compile_us > 0) vm->time_budget_compile_ns = (uint64_t)per_compile_us * 1000;
 }
 
 size_t rulevm_memory(const rulevm_t *vm) {
@@ -383,15 +538,16 @@ int rulevm_compile(rulevm_t *vm, const char *file, const char *name_hint, const 
     int rc;
     for (int attempt = 0;; attempt++) {
         c = (compile_call_t){vm, file, name_hint, src, len, d, err, 0, 0};
+        meter_begin(vm, vm->time_budget_compile_ns);
         rc = lua_cpcall(vm->L, compile_cfn, &c);
+        meter_end(vm);
         if (rc) err_take(vm, rc, file, err);
         lua_settop(vm->L, 0);
-        hook_reset(vm);
         vm->ctl.ticks = INT32_MAX;
         if (!rc && !c.failed) break;
-        int mem = rc == LUA_ERRMEM || c.rc == LUA_ERRMEM;
+        int mem = (rc == LUA_ERRMEM || c.rc == LUA_ERRMEM) && !vm->refused;
         def_clear(d);
-        if (!(mem && attempt == 0 && gc_for_retry(vm))) {
+        if (!(mem && attempt == 0 && (gc_for_retry(vm) || evict_hog(vm)))) {
             full_gc(vm); /* drop what the failed rule built */
             def_free(d);
             return -1;
@@ -409,8 +565,12 @@ void rulevm_release(rulevm_t *vm, rule_def_t *def) {
         luaL_unref(vm->L, LUA_REGISTRYINDEX, def->ref);
         vm->limit_on = on;
         /* A rule may hold a lot (its own tables); give it back now when the
-         * cap is getting close. */
-        if (vm->mem_limit && vm->mem_used > vm->mem_limit / 2) full_gc(vm);
+         * cap is getting close. Compiled traces keep the constants they were
+         * recorded with (a released rule's tables too): flush them first. */
+        if (vm->mem_limit && vm->mem_used > vm->mem_limit / 2) {
+            luaJIT_setmode(vm->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_FLUSH);
+            full_gc(vm);
+        }
     }
     def_free(def);
 }
@@ -433,18 +593,31 @@ static long run_batch(rulevm_t *vm, const rule_def_t *def, int slot, const uint3
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_onerror);
         lua_rawgeti(L, LUA_REGISTRYINDEX, def->ref);
         lua_rawgeti(L, -1, slot);
+        if (!lua_isfunction(L, -1)) { /* stopped by evict_hog: every SKU fails */
+            lua_getfield(L, -2, "evicted");
+            if (first_err && !errors)
+                err_set(first_err, def->file, 0, lua_isstring(L, -1) ? lua_tostring(L, -1) : "rule stopped");
+            lua_settop(L, top);
+            for (size_t i = pos; i < n; i++) {
+                if (out8) out8[i] = 0;
+                if (outd) outd[i] = -HUGE_VAL;
+            }
+            errors += (long)(n - pos);
+            break;
+        }
+        meter_begin(vm, vm->time_budget_ns);
         int rc = lua_pcall(L, 0, 0, top + 1);
-        hook_reset(vm);
+        meter_end(vm);
         if (rc == 0) {
             lua_settop(L, top);
             break;
         }
         size_t i = (size_t)vm->ctl.pos;
         if (i < pos || i >= n) i = pos;
-        if (rc == LUA_ERRMEM && mem_retry != i) { /* garbage may be all it was */
+        if (rc == LUA_ERRMEM && !vm->refused && mem_retry != i) { /* garbage may be all it was */
             lua_settop(L, top);
             mem_retry = i;
-            if (gc_for_retry(vm)) {
+            if (gc_for_retry(vm) || evict_hog(vm)) {
                 pos = i;
                 continue;
             }
@@ -489,8 +662,9 @@ int rulevm_run_examples(rulevm_t *vm, const rule_def_t *def, rule_error_t *err) 
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_onerror);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_examples);
     lua_rawgeti(L, LUA_REGISTRYINDEX, def->ref);
+    meter_begin(vm, vm->time_budget_compile_ns);
     int rc = lua_pcall(L, 1, 0, top + 1);
-    hook_reset(vm);
+    meter_end(vm);
     vm->ctl.ticks = INT32_MAX;
     if (rc) err_take(vm, rc, def->file, err);
     lua_settop(L, top);
@@ -506,8 +680,9 @@ char *rulevm_explain(rulevm_t *vm, const rule_def_t *def, uint32_t id, rule_erro
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_explain);
     lua_rawgeti(L, LUA_REGISTRYINDEX, def->ref);
     lua_pushnumber(L, (lua_Number)id);
+    meter_begin(vm, vm->time_budget_ns);
     int rc = lua_pcall(L, 2, 1, top + 1);
-    hook_reset(vm);
+    meter_end(vm);
     vm->ctl.ticks = INT32_MAX;
     char *out = NULL;
     if (rc) err_take(vm, rc, def->file, err);

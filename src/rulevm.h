@@ -12,14 +12,20 @@
  * What is bounded (see lua/sandbox.lua and rulevm.c):
  *   - memory: the whole VM (all its rules together) by mem_limit_bytes;
  *   - time: a rule's top level, examples, and every match/rank that runs
- *     interpreted, by the instruction budget per call; match/rank run
- *     JIT-compiled only when a static check proves they execute a bounded
- *     number of bytecodes (no loop, no closure creation, no rule function
+ *     interpreted, by the instruction budget per call, to which allocation
+ *     (ALLOC_TICK_BYTES per tick) and metered library work (lua/sandbox.lua:
+ *     patterns, sort, insert/remove, ...) are charged, plus a time budget
+ *     per call checked by the hook; match/rank run JIT-compiled only when a
+ *     static check proves they execute a bounded number of bytecodes (no
+ *     loop, no closure creation, no concatenation, no rule function
  *     reachable), because hooks do not fire inside compiled code;
- *   - string.rep results (1 MB).
- * Not bounded: a single call of a C library function with a pathological
- * Lua pattern (string.find/match/gsub); growth of a rule's own tables
- * across calls counts against the shared VM cap, not a per-rule one. */
+ *   - string.rep results (1 MB); any single string or table a metered call
+ *     allocates (RULEVM_MAX_OBJECT); Lua patterns whose worst case exceeds
+ *     sandbox.PATTERN_MAX_STEPS are refused.
+ *   - a rule's state between calls: when the VM is short of memory after a
+ *     full collection, a rule holding over mem_limit / RULEVM_RULE_MEM_SHARE
+ *     is stopped (every later evaluation fails, naming it) and its memory
+ *     freed, so the other rules go on. */
 #ifndef POOLD_RULEVM_H
 #define POOLD_RULEVM_H
 
@@ -52,6 +58,10 @@ typedef struct rule_def {
 
 #define RULEVM_DEFAULT_BUDGET 200000L        /* instructions per match/rank call */
 #define RULEVM_DEFAULT_COMPILE_BUDGET 20000000L /* instructions for a file's top level */
+#define RULEVM_DEFAULT_TIME_BUDGET_US 20000L          /* time per match/rank call */
+#define RULEVM_DEFAULT_COMPILE_TIME_BUDGET_US 2000000L /* top level; all examples of a rule */
+#define RULEVM_MAX_OBJECT (16u << 20)  /* bytes of one allocation while rule code runs */
+#define RULEVM_RULE_MEM_SHARE 8        /* one rule's state may hold mem_limit / this */
 
 /* roots must outlive the VM; its fields may change between calls. NULL on
  * failure with err filled (err may be NULL). mem_limit_bytes 0 = no cap. */
@@ -90,6 +100,12 @@ int rulevm_run_examples(rulevm_t *vm, const rule_def_t *def, rule_error_t *err);
  * saw it ("has(tag)" and "attrs.name" for tags and attributes).
  * malloc'd; NULL with err when the explain itself failed. */
 char *rulevm_explain(rulevm_t *vm, const rule_def_t *def, uint32_t id, rule_error_t *err);
+
+/* Time budgets in microseconds, per match/rank/explain call and for a
+ * file's top level (and all its examples): past it in wall time, a call is
+ * stopped once it has also used half of it in CPU time (a descheduled
+ * writer does not fail a rule). <= 0 keeps the current value. */
+void rulevm_set_time_budget(rulevm_t *vm, long per_call_us, long per_compile_us);
 
 /* Bytes the VM's Lua state holds now. */
 size_t rulevm_memory(const rulevm_t *vm);

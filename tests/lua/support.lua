@@ -90,8 +90,10 @@ end
 -- Compiles src as file; returns the rule object, or nil and the error text
 -- "file:line: msg".
 function S.compile(src, file, name_hint)
-  local rulevm = S.vm()
+  local rulevm, _, ctl = S.vm()
+  ctl.ticks = 0x7fffffff -- no budget outside a call, as src/rulevm.c keeps it
   local ok, res = xpcall(rulevm.compile, rulevm.on_error, file or "rules/t.lua", name_hint, src)
+  ctl.ticks = 0x7fffffff
   if ok then return res end
   local e = res
   if e[2] and e[2] > 0 then return nil, string.format("%s:%d: %s", e[1] or "?", e[2], e[3]) end
@@ -106,7 +108,9 @@ function S.match(rule, ids)
   local cids = ffi.new("uint32_t[?]", n, ids)
   local out = ffi.new("uint8_t[?]", n)
   ctl.ids, ctl.out8, ctl.n, ctl.pos = cids, out, n, 0
-  rule[1]()
+  local ok, err = pcall(rule[1])
+  ctl.ticks = 0x7fffffff -- no budget outside a call, as src/rulevm.c keeps it
+  if not ok then error(err, 0) end
   local r = {}
   for i = 0, n - 1 do r[i + 1] = out[i] end
   return r
