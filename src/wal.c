@@ -157,6 +157,7 @@ static const char *record_fields_error(const wal_record_t *r) {
     if (r->source_len > WAL_MAX_SOURCE) return "source name too long";
     if (r->payload_len > WAL_MAX_PAYLOAD) return "payload too long";
     if (r->nevents == 0) return "no events";
+    if (r->first_seq == 0) return "input seq 0 (input seqs start at 1)";
     if (r->first_seq > UINT64_MAX - r->nevents) return "sequence overflows";
     if (r->source_kind == WAL_SRC_KAFKA) {
         if (r->kafka_partition < 0 || r->kafka_offset < 0) return "kafka record without partition/offset";
