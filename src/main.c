@@ -646,6 +646,8 @@ static const char main_help[] =
     "  load    stream NDJSON files to a running server, with progress\n"
     "  demo    the whole thing on a generated catalog with live events\n"
     "  gen     generate a catalog or an event stream as NDJSON\n"
+    "  kafka-mock     a local Kafka (librdkafka's mock cluster) for tests and trials\n"
+    "  kafka-produce  produce NDJSON lines to a Kafka topic, keyed by sku\n"
     "  version print the version\n";
 
 int main(int argc, char **argv) {
