@@ -26,12 +26,52 @@
 #include "kafka_in.h"
 #include "util.h"
 
+#define FEED_MAX_PARTS 1024
+
+/* Where the next message of a partition should start; a batch that starts
+ * later means messages were skipped (retention deleted them before poold
+ * read them, or compaction): counted and logged, never silent. */
+typedef struct part_pos {
+    char topic[128];
+    int32_t partition;
+    int64_t next;
+} part_pos_t;
+
 struct kafka_feed {
     engine_t *engine;
     kafka_in_t *in;
+    part_pos_t pos[FEED_MAX_PARTS]; /* consumer thread only */
+    size_t npos;
+    atomic_uint_fast64_t skipped_messages, gaps;
     _Atomic uint64_t last_seq;   /* input seq of the last submitted event */
     atomic_uint_fast64_t accepted, rejected, batches, backpressure;
 };
+
+static part_pos_t *part_pos(kafka_feed_t *f, const char *topic, int32_t partition) {
+    for (size_t i = 0; i < f->npos; i++)
+        if (f->pos[i].partition == partition && strcmp(f->pos[i].topic, topic) == 0) return &f->pos[i];
+    if (f->npos == FEED_MAX_PARTS) return NULL;
+    part_pos_t *p = &f->pos[f->npos++];
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    p->partition = partition;
+    p->next = engine_kafka_offset(f->engine, topic, partition); /* -1: nothing applied yet */
+    return p;
+}
+
+static void note_gap(kafka_feed_t *f, const kafka_msgs_t *m) {
+    part_pos_t *p = part_pos(f, m->topic, m->partition);
+    if (!p) return;
+    if (p->next >= 0 && m->first_offset > p->next) {
+        uint64_t n = (uint64_t)(m->first_offset - p->next);
+        atomic_fetch_add(&f->skipped_messages, n);
+        if (atomic_fetch_add(&f->gaps, 1) < 100 || atomic_load(&f->gaps) % 1000 == 0)
+            log_warn("kafka: %s[%d]: offsets %lld..%lld were never read (deleted by retention or compacted "
+                     "before poold consumed them); continuing at %lld",
+                     m->topic, m->partition, (long long)p->next, (long long)m->first_offset - 1,
+                     (long long)m->first_offset);
+    }
+    p->next = m->last_offset + 1;
+}
 
 static int feed_deliver(void *arg, kafka_msgs_t *m) {
     kafka_feed_t *f = arg;
@@ -58,6 +98,7 @@ static int feed_deliver(void *arg, kafka_msgs_t *m) {
         errno = EAGAIN;
         return -1;
     }
+    note_gap(f, m);
     atomic_fetch_add(&f->accepted, rep.accepted);
     atomic_fetch_add(&f->rejected, rep.rejected);
     atomic_fetch_add(&f->batches, 1);
@@ -77,6 +118,7 @@ static int64_t feed_stored_offset(void *arg, const char *topic, int32_t partitio
 
 static void feed_revoked(void *arg) {
     kafka_feed_t *f = arg;
+    f->npos = 0; /* the next owner of each partition starts from the stored offsets */
     uint64_t seq = atomic_load(&f->last_seq);
     if (seq && engine_wait_applied(f->engine, seq, 60000) != 0)
         log_warn("kafka: partitions revoked before input seq %llu was applied", (unsigned long long)seq);
@@ -138,6 +180,11 @@ void kafka_feed_metrics(kafka_feed_t *f, void (*emit)(void *arg, const char *lin
               "# TYPE poold_kafka_paused_total counter\n");
     snprintf(line, sizeof line, "poold_kafka_paused_total %llu\n", (unsigned long long)paused);
     emit(arg, line);
+    emit(arg, "# HELP poold_kafka_skipped_messages_total Offsets never read: deleted by retention (or compacted) "
+              "before poold consumed them.\n# TYPE poold_kafka_skipped_messages_total counter\n");
+    snprintf(line, sizeof line, "poold_kafka_skipped_messages_total %llu\n",
+             (unsigned long long)atomic_load(&f->skipped_messages));
+    emit(arg, line);
     emit(arg, "# HELP poold_kafka_lag_messages Consumer lag per assigned partition (high watermark - position).\n"
               "# TYPE poold_kafka_lag_messages gauge\n");
     for (size_t i = 0; i < n; i++) {
@@ -170,6 +217,7 @@ json_t *kafka_feed_json(kafka_feed_t *f) {
     json_object_set_new(o, "messages", json_integer((json_int_t)messages));
     json_object_set_new(o, "rejected", json_integer((json_int_t)atomic_load(&f->rejected)));
     json_object_set_new(o, "paused", json_integer((json_int_t)paused));
+    json_object_set_new(o, "skipped", json_integer((json_int_t)atomic_load(&f->skipped_messages)));
     json_object_set_new(o, "partitions", parts);
     return o;
 }
