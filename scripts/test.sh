@@ -45,6 +45,7 @@ step "change feed and access" python3 tests/e2e/feed_auth_test.py build/poold
 step "streams: Kafka, WAL, snapshots" python3 tests/e2e/streams_test.py build/poold
 step "crash: kill -9 while consuming and posting" python3 tests/e2e/crash_test.py build/poold
 step "freshness tiers" python3 tests/e2e/tiers_test.py build/poold
+step "kafka retention gaps" python3 tests/e2e/kafka_gap_test.py build/poold
 step "limits" python3 tests/e2e/limits_test.py build/poold
 step "sandbox attacks" python3 tests/e2e/sandbox_test.py build/poold
 step "demo smoke" python3 tests/e2e/demo_smoke.py build/poold
