@@ -322,16 +322,10 @@ static int load_snapshot(engine_t *e, uint64_t *seq, char *err, size_t errlen) {
  * neither block nor spoil the next run. */
 
 static int state_write(engine_t *e, uint64_t gen, int clean) {
-    char path[4200], tmp[4300], text[64];
+    char path[4200], text[64];
     snprintf(path, sizeof path, "%s/state", e->data_dir);
-    snprintf(tmp, sizeof tmp, "%s/state.tmp", e->data_dir);
     int n = snprintf(text, sizeof text, "%llu %d\n", (unsigned long long)gen, clean);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -1;
-    int rc = write(fd, text, (size_t)n) == n && fsync(fd) == 0 ? 0 : -1;
-    close(fd);
-    if (rc == 0) rc = rename(tmp, path);
-    return rc;
+    return write_file_atomic(path, text, (size_t)n, 1);
 }
 
 static int lock_and_count(engine_t *e, char *err, size_t errlen) {

@@ -175,18 +175,22 @@ engine_t *engine_new(const engine_config_t *cfg, char *err, size_t errlen) {
     return e;
 }
 
+static void batch_free(batch_t *b) {
+    free(b->buf);
+    free(b->events);
+    free(b->kafka_topic);
+    free(b->source);
+    free(b->ev_offsets);
+    free(b);
+}
+
 void engine_free(engine_t *e) {
     if (!e) return;
     if (e->writer_running) engine_stop(e);
     while (e->qhead) {
         batch_t *b = e->qhead;
         e->qhead = b->next;
-        free(b->buf);
-        free(b->events);
-        free(b->kafka_topic);
-        free(b->source);
-        free(b->ev_offsets);
-        free(b);
+        batch_free(b);
     }
     publish_destroy(&e->pub);
     retire_run(&e->retired);
@@ -537,12 +541,7 @@ static void *writer_main(void *arg) {
         while (take) {
             batch_t *b = take;
             take = b->next;
-            free(b->buf);
-            free(b->events);
-            free(b->kafka_topic);
-            free(b->source);
-            free(b->ev_offsets);
-            free(b);
+            batch_free(b);
         }
         run_calls(e, calls);
         durability_w_cycle(e);
@@ -739,12 +738,7 @@ int engine_submit_input(engine_t *e, const engine_input_t *in, char *buf, size_t
         if (full) atomic_fetch_add(&e->stats.queue_full, 1);
         if (wal_failed) log_error("wal: cannot append (%s); input refused", strerror(errno));
         free(raw);
-        free(b->kafka_topic);
-        free(b->source);
-        free(b->ev_offsets);
-        free(b->buf);
-        free(b->events);
-        free(b);
+        batch_free(b);
         errno = e->stopping ? ESHUTDOWN : full ? EAGAIN : EIO;
         return -1;
     }

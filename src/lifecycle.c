@@ -157,27 +157,9 @@ static void rule_path(engine_t *e, const char *name, char *buf, size_t len) {
  * writer calls it at the swap, so the watcher never sees a stale file);
  * sync_rule_file makes it durable later, off the writer. */
 static int write_rule_file(engine_t *e, const char *name, const char *src) {
-    char path[4200], tmp[4300];
+    char path[4200];
     rule_path(e, name, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s/.%s.lua.tmp", e->rules_dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -1;
-    size_t len = strlen(src), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, src + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return write_file_atomic(path, src, strlen(src), 0); /* NAME.lua.tmp: not a rule name, the watcher ignores it */
 }
 
 static void sync_rule_file(engine_t *e, const char *name) {

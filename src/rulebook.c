@@ -132,38 +132,6 @@ static int mkdir_one(const char *path) {
     return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes text to path through a temp file, fsync and rename. */
-static int replace_file(const char *path, const char *text, size_t len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -1;
-    if (write_all(fd, text, len) != 0 || fsync(fd) != 0) {
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 static int load_history(rulebook_t *rb, char *err, size_t errlen) {
     size_t len;
     char *text = read_file(rb->history_path, &len);
@@ -328,7 +296,7 @@ int rulebook_add_version(rulebook_t *rb, rule_entry_t *e, rule_version_kind_t ki
 
 int rulebook_write_line(rulebook_t *rb, const char *line, char *err, size_t errlen) {
     pthread_mutex_lock(&rb->io_lock);
-    int rc = write_all(rb->history_fd, line, strlen(line)) == 0 && fdatasync(rb->history_fd) == 0 ? 0 : -1;
+    int rc = write_full(rb->history_fd, line, strlen(line)) == 0 && fdatasync(rb->history_fd) == 0 ? 0 : -1;
     pthread_mutex_unlock(&rb->io_lock);
     if (rc != 0) snprintf(err, errlen, "cannot write %s: %s", rb->history_path, strerror(errno));
     return rc;
@@ -357,7 +325,7 @@ void rulebook_set_draft(rulebook_t *rb, rule_entry_t *e, const char *source, con
 int rulebook_write_draft(draft_write_t *w, char *err, size_t errlen) {
     if (!w->path[0]) return 0;
     int rc;
-    if (w->text) rc = replace_file(w->path, w->text, strlen(w->text));
+    if (w->text) rc = write_file_atomic(w->path, w->text, strlen(w->text), 1);
     else rc = unlink(w->path) == 0 || errno == ENOENT ? 0 : -1;
     if (rc != 0) snprintf(err, errlen, "cannot write %s: %s", w->path, strerror(errno));
     free(w->text);

@@ -1,10 +1,12 @@
 /* util.c - allocation, clock, logging, hashing; see util.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "util.h"
 
 int log_quiet = 0;
@@ -148,4 +150,43 @@ char *read_file(const char *path, size_t *len_out) {
     buf[len] = '\0';
     if (len_out) *len_out = len;
     return buf;
+}
+
+int write_full(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int write_file_atomic(const char *path, const void *text, size_t len, int sync) {
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int rc = write_full(fd, text, len) == 0 && (!sync || fsync(fd) == 0) ? 0 : -1;
+    int saved = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        errno = saved;
+    }
+    return rc;
 }

@@ -45,6 +45,12 @@ void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL + errno on
  * failure. *len_out (may be NULL) gets the size without the NUL. */
 char *read_file(const char *path, size_t *len_out);
+/* write(2) until all n bytes are written (EINTR retried). 0 or -1 + errno. */
+int write_full(int fd, const void *p, size_t n);
+/* Replaces path with text through PATH.tmp and a rename, so a reader sees
+ * the old file or the new one; with sync, the file is fsync'd first (the
+ * directory is not). 0 or -1 + errno (PATH.tmp removed). */
+int write_file_atomic(const char *path, const void *text, size_t len, int sync);
 
 static inline slice_t slice_cstr(const char *s) {
     size_t n = 0;
